@@ -1,0 +1,3 @@
+//! The `tokengate` binary: a thin shell over the library.
+
+fn main() {}
