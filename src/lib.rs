@@ -10,3 +10,4 @@ pub mod model;
 pub mod signing;
 pub mod registry;
 pub mod token;
+pub mod cidr;
