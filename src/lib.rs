@@ -11,3 +11,6 @@ pub mod signing;
 pub mod registry;
 pub mod token;
 pub mod cidr;
+pub mod credential;
+pub mod reject;
+pub mod jwt;
