@@ -14,3 +14,5 @@ pub mod cidr;
 pub mod credential;
 pub mod reject;
 pub mod jwt;
+pub mod ratelimit;
+pub mod route;
