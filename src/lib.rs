@@ -16,3 +16,5 @@ pub mod reject;
 pub mod jwt;
 pub mod ratelimit;
 pub mod route;
+pub mod cache;
+pub mod gate;
