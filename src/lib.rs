@@ -18,3 +18,8 @@ pub mod ratelimit;
 pub mod route;
 pub mod cache;
 pub mod gate;
+pub mod metrics;
+pub mod forward;
+pub mod respond;
+pub mod door;
+pub mod server;
