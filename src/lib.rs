@@ -23,3 +23,4 @@ pub mod forward;
 pub mod respond;
 pub mod door;
 pub mod server;
+pub mod jwt_sign;
