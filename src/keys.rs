@@ -218,7 +218,7 @@ impl RsaPublicKey {
     /// Parses a DER `SubjectPublicKeyInfo` whose algorithm is rsaEncryption.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
         let mut outer = Der::new(der);
-        let spki = outer.expect(TAG_SEQUENCE)?;
+        let spki = outer.take(TAG_SEQUENCE)?;
         outer.finish()?;
         Self::from_spki_contents(spki)
     }
@@ -226,7 +226,7 @@ impl RsaPublicKey {
     /// Parses a DER PKCS#1 `RSAPublicKey` (`SEQUENCE { n INTEGER, e INTEGER }`).
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
         let mut outer = Der::new(der);
-        let mut key = Der::new(outer.expect(TAG_SEQUENCE)?);
+        let mut key = Der::new(outer.take(TAG_SEQUENCE)?);
         outer.finish()?;
         let n = key.unsigned()?;
         let e = key.unsigned()?;
@@ -237,9 +237,9 @@ impl RsaPublicKey {
     /// Takes the subject public key of a DER X.509 certificate (nothing else in it is checked).
     pub fn from_certificate_der(der: &[u8]) -> Result<Self, KeyError> {
         let mut outer = Der::new(der);
-        let mut cert = Der::new(outer.expect(TAG_SEQUENCE)?);
+        let mut cert = Der::new(outer.take(TAG_SEQUENCE)?);
         outer.finish()?;
-        let mut tbs = Der::new(cert.expect(TAG_SEQUENCE)?);
+        let mut tbs = Der::new(cert.take(TAG_SEQUENCE)?);
         let (mut tag, _) = tbs.any()?;
         if tag == TAG_CONTEXT_0 {
             (tag, _) = tbs.any()?; // [0] version, then serialNumber
@@ -249,9 +249,9 @@ impl RsaPublicKey {
         }
         // signature algorithm, issuer, validity, subject, then the key.
         for _ in 0..4 {
-            tbs.expect(TAG_SEQUENCE)?;
+            tbs.take(TAG_SEQUENCE)?;
         }
-        Self::from_spki_contents(tbs.expect(TAG_SEQUENCE)?)
+        Self::from_spki_contents(tbs.take(TAG_SEQUENCE)?)
     }
 
     /// The modulus length in bits.
@@ -286,13 +286,13 @@ impl RsaPublicKey {
     /// The contents of a `SubjectPublicKeyInfo` SEQUENCE.
     fn from_spki_contents(spki: &[u8]) -> Result<Self, KeyError> {
         let mut spki = Der::new(spki);
-        let mut algorithm = Der::new(spki.expect(TAG_SEQUENCE)?);
-        let key_bits = spki.expect(TAG_BIT_STRING)?;
+        let mut algorithm = Der::new(spki.take(TAG_SEQUENCE)?);
+        let key_bits = spki.take(TAG_BIT_STRING)?;
         spki.finish()?;
-        if algorithm.expect(TAG_OID)? != OID_RSA_ENCRYPTION {
+        if algorithm.take(TAG_OID)? != OID_RSA_ENCRYPTION {
             return Err(KeyError::NotRsa);
         }
-        if !algorithm.is_empty() && !algorithm.expect(TAG_NULL)?.is_empty() {
+        if !algorithm.is_empty() && !algorithm.take(TAG_NULL)?.is_empty() {
             return Err(KeyError::Malformed(
                 "the rsaEncryption parameters are not NULL",
             ));
@@ -477,7 +477,7 @@ impl<'a> Der<'a> {
     }
 
     /// Reads one element that must have `tag`; returns its contents.
-    pub(crate) fn expect(&mut self, tag: u8) -> Result<&'a [u8], KeyError> {
+    pub(crate) fn take(&mut self, tag: u8) -> Result<&'a [u8], KeyError> {
         match self.any()? {
             (found, contents) if found == tag => Ok(contents),
             _ => Err(KeyError::Malformed(
@@ -488,7 +488,7 @@ impl<'a> Der<'a> {
 
     /// Reads a non-negative INTEGER; returns it big-endian without leading zeros.
     pub(crate) fn unsigned(&mut self) -> Result<&'a [u8], KeyError> {
-        match self.expect(TAG_INTEGER)? {
+        match self.take(TAG_INTEGER)? {
             [] => Err(KeyError::Malformed("a DER INTEGER is empty")),
             [top, ..] if top & 0x80 != 0 => Err(KeyError::Malformed("a DER INTEGER is negative")),
             [0, next, ..] if next & 0x80 == 0 => Err(KeyError::Malformed(

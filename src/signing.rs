@@ -55,14 +55,14 @@ impl RsaSigningKey {
     /// Parses a DER PKCS#8 `PrivateKeyInfo` holding an RSA key.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let mut outer = Der::new(der);
-        let mut info = Der::new(outer.expect(TAG_SEQUENCE)?);
+        let mut info = Der::new(outer.take(TAG_SEQUENCE)?);
         outer.finish()?;
         info.unsigned()?; // version
-        let mut algorithm = Der::new(info.expect(TAG_SEQUENCE)?);
-        if algorithm.expect(TAG_OID)? != OID_RSA_ENCRYPTION {
+        let mut algorithm = Der::new(info.take(TAG_SEQUENCE)?);
+        if algorithm.take(TAG_OID)? != OID_RSA_ENCRYPTION {
             return Err(KeyError::NotRsa);
         }
-        let bits = pkcs1_private_modulus_bits(info.expect(TAG_OCTET_STRING)?)?;
+        let bits = pkcs1_private_modulus_bits(info.take(TAG_OCTET_STRING)?)?;
         check_signing_bits(bits)?;
         let pair = RsaKeyPair::from_pkcs8(der).map_err(rejected)?;
         Ok(Self::new(pair, bits))
@@ -170,7 +170,7 @@ impl RsaSigningKey {
 
 /// The modulus length of a DER PKCS#1 `RSAPrivateKey` (`SEQUENCE { version, n, … }`).
 fn pkcs1_private_modulus_bits(der: &[u8]) -> Result<usize, KeyError> {
-    let mut key = Der::new(Der::new(der).expect(TAG_SEQUENCE)?);
+    let mut key = Der::new(Der::new(der).take(TAG_SEQUENCE)?);
     key.unsigned()?; // version
     Ok(bit_length(key.unsigned()?))
 }
