@@ -24,3 +24,4 @@ pub mod respond;
 pub mod door;
 pub mod server;
 pub mod jwt_sign;
+pub mod demo;
