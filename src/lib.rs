@@ -10,3 +10,6 @@ pub mod model;
 pub mod signing;
 pub mod registry;
 pub mod token;
+pub mod admin;
+pub mod cidr;
+pub mod store;
