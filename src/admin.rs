@@ -19,23 +19,21 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
-use tokio::task::JoinSet;
 
 use crate::model::{AuthConfig, Client, Collection, Profile, State};
 use crate::registry::{BuildError, Registry, Snapshot};
+use crate::server::{self, ServerLimits};
 use crate::store::{AdminKey, Store, StoreError};
 use crate::token;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most access profiles one client may have.
-pub const MAX_PROFILES_PER_CLIENT: usize = 20;
+pub use crate::registry::MAX_PROFILES_PER_CLIENT;
 /// How long a client may take to send a request's headers; also the idle keep-alive timeout
-/// (hyper restarts this timer while waiting for the next request on a kept-alive connection).
+/// (hyper 1.x restarts this timer while waiting for the next request on a kept-alive connection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1054,79 +1052,26 @@ where
 }
 
 /// Serves the admin API on `listener` until `shutdown` turns `true` (or its sender is dropped):
-/// HTTP/1.1 with keep-alive, a 10 s header-read and idle timeout, 1 MiB bodies. On shutdown it
-/// stops accepting, lets in-flight requests finish (up to 10 s) and returns.
+/// HTTP/1.1 with keep-alive, a 10 s header-read and idle timeout, 1 MiB bodies, at most 1024
+/// connections. On shutdown it stops accepting, lets in-flight requests finish (up to 10 s) and
+/// returns. The accept loop is the data plane's [`server::serve`].
 pub async fn serve_admin(
     listener: TcpListener,
     admin: Arc<Admin>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut connections = JoinSet::new();
-    // Handed to each connection; `shutdown` itself is borrowed by the accept loop's `wait_for`.
-    let for_connections = shutdown.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let admin = Arc::clone(&admin);
-                    let stop = for_connections.clone();
-                    connections.spawn(serve_connection(stream, peer, admin, stop));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "admin listener could not accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = stopped(&mut shutdown) => break,
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "admin connections still open after the shutdown grace period; closing them"
-        );
-        connections.shutdown().await;
-    }
-}
-
-/// Resolves when shutdown is requested (the value turns `true` or the sender is dropped).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // The `Ref` returned by `wait_for` is not `Send`: drop it here, not in the caller's future.
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    admin: Arc<Admin>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| {
-        let admin = Arc::clone(&admin);
-        async move { Ok::<_, Infallible>(admin.handle(req).await) }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stopped(&mut shutdown) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+    let limits = ServerLimits {
+        max_connections: 1024,
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        max_head_bytes: 64 * 1024,
+        drain_timeout: SHUTDOWN_GRACE,
     };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
-    }
+    let make_service = move |_peer| {
+        let admin = Arc::clone(&admin);
+        service_fn(move |req| {
+            let admin = Arc::clone(&admin);
+            async move { Ok::<_, Infallible>(admin.handle(req).await) }
+        })
+    };
+    server::serve(listener, make_service, limits, shutdown).await;
 }

@@ -194,15 +194,17 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, StoreError> {
     match object.get("format") {
         None => {}
         Some(format) if format.as_u64() == Some(u64::from(State::FORMAT)) => {}
-        Some(format) => return Err(StoreError {
-            kind: StoreErrorKind::UnsupportedFormat,
-            path: path.to_owned(),
-            message: format!(
+        Some(format) => {
+            return Err(StoreError {
+                kind: StoreErrorKind::UnsupportedFormat,
+                path: path.to_owned(),
+                message: format!(
                 "the state file has format {format}, but this build reads only format {}; {REFUSE}",
                 State::FORMAT
             ),
-            source: None,
-        }),
+                source: None,
+            })
+        }
     }
     serde_json::from_value(value).map_err(|e| {
         StoreError::corrupt(

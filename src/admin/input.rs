@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 use crate::cidr::Cidr;
+use crate::jwt::ClaimSet;
 use crate::model::{
     AuthConfig, Collection, Endpoint, FixedResponse, JwtAlg, JwtConfig, Policy, RateLimit,
 };
@@ -35,7 +36,7 @@ pub const MAX_GRACE_S: u64 = 604_800;
 /// Methods an endpoint may have.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 /// Claims `required_claims` may name (the ones the verifier knows how to check).
-const CLAIMS: [&str; 5] = ["exp", "nbf", "iat", "iss", "name"];
+const CLAIMS: [&str; 6] = ClaimSet::NAMES;
 /// Response headers a fixed response may not set: the server computes them.
 const RESERVED_HEADERS: [&str; 5] = [
     "content-length",
