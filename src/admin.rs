@@ -92,6 +92,14 @@ impl std::error::Error for OpenError {
     }
 }
 
+/// Why a commit did not happen.
+enum Commit {
+    /// The changed state does not compile.
+    Invalid(BuildError),
+    /// The store could not save it.
+    Store(StoreError),
+}
+
 /// An admin API error answer: status, SPEC error code and one sentence naming the field.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -319,20 +327,22 @@ impl Admin {
         let out = change(&mut next)?;
         next.format = State::FORMAT;
         next.revision = guard.revision.wrapping_add(1);
-        let current = self.registry.snapshot();
-        let snapshot = Snapshot::build(&next, Some(&current)).map_err(ApiError::from_build)?;
-        drop(current);
         let store = Arc::clone(&self.store);
         let registry = Arc::clone(&self.registry);
+        // Compiling parses every key (RSA included): off the async workers, like the fsync.
         let commit = tokio::task::spawn_blocking(move || {
-            store.save(&next)?;
+            let current = registry.snapshot();
+            let snapshot = Snapshot::build(&next, Some(&current)).map_err(Commit::Invalid)?;
+            drop(current);
+            store.save(&next).map_err(Commit::Store)?;
             registry.install(snapshot);
             *guard = next;
-            Ok::<(), StoreError>(())
+            Ok(())
         });
         match commit.await {
             Ok(Ok(())) => Ok(out),
-            Ok(Err(e)) => {
+            Ok(Err(Commit::Invalid(e))) => Err(ApiError::from_build(e)),
+            Ok(Err(Commit::Store(e))) => {
                 tracing::error!(error = %e, "admin change not applied: the store could not save it");
                 Err(ApiError::internal(
                     "the change could not be saved, so it was not applied",
@@ -341,7 +351,7 @@ impl Admin {
             Err(e) => {
                 tracing::error!(error = %e, "admin change not applied: the commit task failed");
                 Err(ApiError::internal(
-                    "the change could not be saved, so it was not applied",
+                    "the change could not be applied because of an internal error",
                 ))
             }
         }
