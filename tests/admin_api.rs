@@ -1120,3 +1120,23 @@ async fn a_failed_save_changes_nothing() {
     assert_eq!(server.admin.state().await.revision, before.revision + 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn handle_serves_in_process_requests_too() {
+    // What `serve --demo` seeding can do: the same validated path, without a socket.
+    let server = AdminServer::start().await;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/v1/clients")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"name":"Demo"}"#,
+        )))
+        .unwrap();
+    let response = server.admin.handle(request).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let (_, list) = server.call("GET", "/v1/clients", None).await;
+    assert_eq!(list["clients"][0]["name"], "Demo");
+    server.stop().await;
+}
