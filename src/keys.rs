@@ -1,8 +1,15 @@
 //! Verification keys, parsed once when a profile is compiled: HMAC secrets and RSA public keys.
 //!
-//! INTERFACE STUB — the keys helper replaces the bodies; signatures are the contract.
+//! Parsing is done by hand (a small PEM splitter, a strict DER reader and an OpenSSH wire reader)
+//! so that there is one crypto stack, *ring*, and little code to fuzz. Every parser returns
+//! `Err` on any input it does not understand; none of them panics.
 
 use std::fmt;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use ring::{hmac, signature};
 
 /// Why a key was refused; each message names the problem without echoing the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,57 +32,687 @@ pub enum KeyError {
         /// The modulus length in bits.
         bits: usize,
     },
+    /// The private key is protected by a passphrase, which `tokengate jwt sign` does not take.
+    Encrypted,
 }
 
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::SecretTooShort { bytes } => write!(
+                f,
+                "The HMAC secret is {bytes} bytes long; at least {MIN_SECRET_BYTES} bytes are required."
+            ),
+            Self::SecretNotBase64 => f.write_str(
+                "The secret is marked as base64 but is not valid standard base64.",
+            ),
+            Self::UnrecognizedFormat => f.write_str(
+                "The key is in none of the accepted formats: an OpenSSH `ssh-rsa` line, \
+                 or a PEM PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE (for signing: an OpenSSH \
+                 private key, or a PEM RSA PRIVATE KEY or PRIVATE KEY).",
+            ),
+            Self::Malformed(why) => write!(f, "The key is malformed: {why}."),
+            Self::NotRsa => f.write_str("The key is not an RSA key; only RSA keys are accepted."),
+            Self::ModulusTooSmall { bits } => write!(
+                f,
+                "The RSA key is {bits} bits long; at least {MIN_MODULUS_BITS} bits are required."
+            ),
+            Self::Encrypted => f.write_str(
+                "The private key is encrypted with a passphrase; remove the passphrase from a copy \
+                 (for example `ssh-keygen -p -N '' -f COPY`) and use that copy.",
+            ),
+        }
     }
 }
 
 impl std::error::Error for KeyError {}
 
+/// The shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
+const MIN_SECRET_BYTES: usize = 32;
+/// The shortest RSA modulus accepted, in bits.
+const MIN_MODULUS_BITS: usize = 2048;
+/// The longest RSA modulus accepted, in bits (*ring*'s verification limit).
+const MAX_MODULUS_BITS: usize = 8192;
+/// The largest RSA public exponent *ring* verifies with: 2^33 - 1.
+const MAX_EXPONENT: u64 = (1 << 33) - 1;
+
+/// Standard base64 that takes input with or without `=` padding.
+pub(crate) const BASE64_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// An HS256 key.
-pub struct HmacKey {}
+#[derive(Clone)]
+pub struct HmacKey {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(HS256, ..)")
+    }
+}
 
 impl HmacKey {
     /// Builds the key from the secret exactly as pasted (its UTF-8 bytes), or base64-decoded.
-    pub fn from_secret(_secret: &str, _is_base64: bool) -> Result<Self, KeyError> {
-        todo!()
+    ///
+    /// With `is_base64`, standard base64 with or without padding is decoded after removing all
+    /// whitespace (so a wrapped `openssl rand -base64 64` output works). Without it, the string's
+    /// bytes are the key as they are: nothing is trimmed.
+    pub fn from_secret(secret: &str, is_base64: bool) -> Result<Self, KeyError> {
+        if is_base64 {
+            let compact: Vec<u8> = secret
+                .bytes()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            let bytes = BASE64_ANY_PAD
+                .decode(compact)
+                .map_err(|_| KeyError::SecretNotBase64)?;
+            Self::from_bytes(&bytes)
+        } else {
+            Self::from_bytes(secret.as_bytes())
+        }
+    }
+
+    /// Builds the key from raw bytes (e.g. a decoded JWK `k`); fewer than 32 bytes are refused.
+    pub fn from_bytes(key: &[u8]) -> Result<Self, KeyError> {
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(KeyError::SecretTooShort { bytes: key.len() });
+        }
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        })
     }
 
     /// Checks `signature` over `signing_input` in constant time.
-    pub fn verify(&self, _signing_input: &[u8], _signature: &[u8]) -> bool {
-        todo!()
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        hmac::verify(&self.key, signing_input, signature).is_ok()
     }
 
     /// Signs `data` (for `tokengate jwt sign` and tests).
-    pub fn sign(&self, _data: &[u8]) -> [u8; 32] {
-        todo!()
+    pub fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.key, data).as_ref());
+        out
     }
 }
 
 /// An RS256 public key (RSASSA-PKCS1-v1_5 with SHA-256, modulus at least 2048 bits).
-pub struct RsaPublicKey {}
+///
+/// Holds the modulus and exponent, big-endian without leading zeros, already checked against
+/// every rule *ring* applies when verifying, so `verify` can fail only on the signature.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    n: Box<[u8]>,
+    e: Box<[u8]>,
+    bits: usize,
+}
+
+impl fmt::Debug for RsaPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RsaPublicKey({} bits, ..)", self.bits)
+    }
+}
 
 impl RsaPublicKey {
     /// Parses an OpenSSH `ssh-rsa` line, PEM `PUBLIC KEY`, PEM `RSA PUBLIC KEY` or PEM `CERTIFICATE`.
-    pub fn parse(_text: &str) -> Result<Self, KeyError> {
-        todo!()
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        if let Some(pem) = pem_decode(text)? {
+            return match pem.label {
+                "PUBLIC KEY" => Self::from_spki_der(&pem.der),
+                "RSA PUBLIC KEY" => Self::from_pkcs1_der(&pem.der),
+                "CERTIFICATE" => Self::from_certificate_der(&pem.der),
+                _ => Err(KeyError::UnrecognizedFormat),
+            };
+        }
+        let mut words = text.split_ascii_whitespace();
+        match words.next() {
+            Some("ssh-rsa") => {
+                let data = words
+                    .next()
+                    .ok_or(KeyError::Malformed("the ssh-rsa line has no key data"))?;
+                Self::from_openssh_blob(data)
+            }
+            Some(kind) if is_ssh_key_type(kind) => Err(KeyError::NotRsa),
+            _ => Err(KeyError::UnrecognizedFormat),
+        }
     }
 
     /// Builds the key from big-endian modulus and exponent (JWK `n`, `e`).
-    pub fn from_components(_n: &[u8], _e: &[u8]) -> Result<Self, KeyError> {
-        todo!()
+    ///
+    /// Leading zero bytes are ignored. Refuses moduli under 2048 or over 8192 bits, even moduli,
+    /// and exponents *ring* cannot verify with (even, below 3, or above 2^33 - 1).
+    pub fn from_components(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let bits = bit_length(n);
+        if bits < MIN_MODULUS_BITS {
+            return Err(KeyError::ModulusTooSmall { bits });
+        }
+        if bits > MAX_MODULUS_BITS {
+            return Err(KeyError::Malformed(
+                "the RSA modulus is longer than 8192 bits",
+            ));
+        }
+        if n.last().is_some_and(|b| b & 1 == 0) {
+            return Err(KeyError::Malformed("the RSA modulus is even"));
+        }
+        let e_value = match e.len() {
+            1..=5 => e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+            _ => 0,
+        };
+        if !(3..=MAX_EXPONENT).contains(&e_value) || e_value & 1 == 0 {
+            return Err(KeyError::Malformed(
+                "the RSA public exponent must be odd and between 3 and 2^33 - 1",
+            ));
+        }
+        Ok(Self {
+            n: n.into(),
+            e: e.into(),
+            bits,
+        })
+    }
+
+    /// Parses a DER `SubjectPublicKeyInfo` whose algorithm is rsaEncryption.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let mut outer = Der::new(der);
+        let spki = outer.take(TAG_SEQUENCE)?;
+        outer.finish()?;
+        Self::from_spki_contents(spki)
+    }
+
+    /// Parses a DER PKCS#1 `RSAPublicKey` (`SEQUENCE { n INTEGER, e INTEGER }`).
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
+        let mut outer = Der::new(der);
+        let mut key = Der::new(outer.take(TAG_SEQUENCE)?);
+        outer.finish()?;
+        let n = key.unsigned()?;
+        let e = key.unsigned()?;
+        key.finish()?;
+        Self::from_components(n, e)
+    }
+
+    /// Takes the subject public key of a DER X.509 certificate (nothing else in it is checked).
+    pub fn from_certificate_der(der: &[u8]) -> Result<Self, KeyError> {
+        let mut outer = Der::new(der);
+        let mut cert = Der::new(outer.take(TAG_SEQUENCE)?);
+        outer.finish()?;
+        let mut tbs = Der::new(cert.take(TAG_SEQUENCE)?);
+        let (mut tag, _) = tbs.any()?;
+        if tag == TAG_CONTEXT_0 {
+            (tag, _) = tbs.any()?; // [0] version, then serialNumber
+        }
+        if tag != TAG_INTEGER {
+            return Err(KeyError::Malformed("the certificate has no serial number"));
+        }
+        // signature algorithm, issuer, validity, subject, then the key.
+        for _ in 0..4 {
+            tbs.take(TAG_SEQUENCE)?;
+        }
+        Self::from_spki_contents(tbs.take(TAG_SEQUENCE)?)
     }
 
     /// The modulus length in bits.
     pub fn modulus_bits(&self) -> usize {
-        todo!()
+        self.bits
+    }
+
+    /// The modulus `n`, big-endian, without leading zeros.
+    pub fn modulus(&self) -> &[u8] {
+        &self.n
+    }
+
+    /// The public exponent `e`, big-endian, without leading zeros.
+    pub fn exponent(&self) -> &[u8] {
+        &self.e
     }
 
     /// Checks an RS256 `signature` over `signing_input`.
-    pub fn verify(&self, _signing_input: &[u8], _signature: &[u8]) -> bool {
-        todo!()
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        signature::RsaPublicKeyComponents {
+            n: &self.n[..],
+            e: &self.e[..],
+        }
+        .verify(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            signing_input,
+            signature,
+        )
+        .is_ok()
+    }
+
+    /// The contents of a `SubjectPublicKeyInfo` SEQUENCE.
+    fn from_spki_contents(spki: &[u8]) -> Result<Self, KeyError> {
+        let mut spki = Der::new(spki);
+        let mut algorithm = Der::new(spki.take(TAG_SEQUENCE)?);
+        let key_bits = spki.take(TAG_BIT_STRING)?;
+        spki.finish()?;
+        if algorithm.take(TAG_OID)? != OID_RSA_ENCRYPTION {
+            return Err(KeyError::NotRsa);
+        }
+        if !algorithm.is_empty() && !algorithm.take(TAG_NULL)?.is_empty() {
+            return Err(KeyError::Malformed(
+                "the rsaEncryption parameters are not NULL",
+            ));
+        }
+        algorithm.finish()?;
+        match key_bits {
+            [0, pkcs1 @ ..] => Self::from_pkcs1_der(pkcs1),
+            _ => Err(KeyError::Malformed(
+                "the key's BIT STRING is not whole bytes",
+            )),
+        }
+    }
+
+    /// The base64 key data of an `ssh-rsa` line: string "ssh-rsa", mpint e, mpint n.
+    fn from_openssh_blob(data: &str) -> Result<Self, KeyError> {
+        let blob = BASE64_ANY_PAD
+            .decode(data)
+            .map_err(|_| KeyError::Malformed("the ssh-rsa key data is not valid base64"))?;
+        let mut wire = SshReader::new(&blob);
+        if wire.string()? != b"ssh-rsa" {
+            return Err(KeyError::NotRsa);
+        }
+        let e = wire.mpint()?;
+        let n = wire.mpint()?;
+        if !wire.is_empty() {
+            return Err(KeyError::Malformed(
+                "the ssh-rsa key data has trailing bytes",
+            ));
+        }
+        Self::from_components(n, e)
+    }
+}
+
+/// Key type names of OpenSSH public key lines that are not RSA.
+fn is_ssh_key_type(word: &str) -> bool {
+    ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"]
+        .iter()
+        .any(|prefix| word.starts_with(prefix))
+}
+
+/// `bytes` without its leading zero bytes.
+pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// The bit length of a big-endian number without leading zero bytes.
+pub(crate) fn bit_length(n: &[u8]) -> usize {
+    match n.first() {
+        Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// One PEM block: its label and its decoded body.
+pub(crate) struct Pem<'a> {
+    /// The label between `BEGIN ` and `-----`, e.g. `PUBLIC KEY`.
+    pub(crate) label: &'a str,
+    /// The base64-decoded body.
+    pub(crate) der: Vec<u8>,
+}
+
+/// Decodes the first PEM block in `text`; `Ok(None)` when there is no `-----BEGIN ` line.
+///
+/// Text around the block is ignored (RFC 7468 explanatory text, or the rest of a chain). A block
+/// with RFC 1421 headers is refused, as [`KeyError::Encrypted`] when they say it is encrypted.
+pub(crate) fn pem_decode(text: &str) -> Result<Option<Pem<'_>>, KeyError> {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let Some(start) = text.find(BEGIN) else {
+        return Ok(None);
+    };
+    let after_begin = &text[start + BEGIN.len()..];
+    let label_len = after_begin
+        .find(DASHES)
+        .ok_or(KeyError::Malformed("the PEM BEGIN line is cut off"))?;
+    let label = &after_begin[..label_len];
+    if label.contains('\n') {
+        return Err(KeyError::Malformed("the PEM BEGIN line is cut off"));
+    }
+    let body_and_end = &after_begin[label_len + DASHES.len()..];
+    let end = body_and_end
+        .find(&format!("-----END {label}-----"))
+        .ok_or(KeyError::Malformed(
+            "the PEM block has no matching END line (is it cut off?)",
+        ))?;
+    let body = &body_and_end[..end];
+    let mut base64 = Vec::with_capacity(body.len());
+    for line in body.lines() {
+        if line.contains(':') {
+            return Err(if line.contains("ENCRYPTED") {
+                KeyError::Encrypted
+            } else {
+                KeyError::Malformed("the PEM block has header lines")
+            });
+        }
+        base64.extend(line.bytes().filter(|b| !b.is_ascii_whitespace()));
+    }
+    if base64.is_empty() {
+        return Err(KeyError::Malformed("the PEM block is empty"));
+    }
+    let der = BASE64_ANY_PAD
+        .decode(&base64)
+        .map_err(|_| KeyError::Malformed("the PEM body is not valid base64"))?;
+    Ok(Some(Pem { label, der }))
+}
+
+/// DER tag of INTEGER.
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+/// DER tag of BIT STRING.
+pub(crate) const TAG_BIT_STRING: u8 = 0x03;
+/// DER tag of OCTET STRING.
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+/// DER tag of NULL.
+pub(crate) const TAG_NULL: u8 = 0x05;
+/// DER tag of OBJECT IDENTIFIER.
+pub(crate) const TAG_OID: u8 = 0x06;
+/// DER tag of SEQUENCE.
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+/// DER tag of a constructed `[0]` (certificate version).
+const TAG_CONTEXT_0: u8 = 0xA0;
+/// The contents of OID 1.2.840.113549.1.1.1 (rsaEncryption).
+pub(crate) const OID_RSA_ENCRYPTION: &[u8] =
+    &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+
+/// A strict DER reader over a byte slice: single-byte tags, definite minimal lengths.
+pub(crate) struct Der<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Der<'a> {
+    /// Reads `bytes` from the start.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// Whether everything has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// Fails unless everything has been read.
+    pub(crate) fn finish(&self) -> Result<(), KeyError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(KeyError::Malformed("the DER data has trailing bytes"))
+        }
+    }
+
+    /// Reads one element: its tag and its contents.
+    pub(crate) fn any(&mut self) -> Result<(u8, &'a [u8]), KeyError> {
+        const BAD: KeyError = KeyError::Malformed("the DER data is invalid or cut off");
+        let [tag, first, rest @ ..] = self.rest else {
+            return Err(BAD);
+        };
+        if tag & 0x1F == 0x1F {
+            return Err(BAD); // multi-byte tags never occur in keys
+        }
+        let (len, rest) = if *first < 0x80 {
+            (usize::from(*first), rest)
+        } else {
+            let count = usize::from(first & 0x7F);
+            if count == 0 || count > 4 || rest.len() < count {
+                return Err(BAD); // indefinite, absurd, or cut off
+            }
+            let (len_bytes, rest) = rest.split_at(count);
+            let len = len_bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            if len_bytes[0] == 0 || len < 0x80 {
+                return Err(BAD); // not the shortest length form
+            }
+            (len, rest)
+        };
+        if rest.len() < len {
+            return Err(BAD);
+        }
+        let (contents, rest) = rest.split_at(len);
+        self.rest = rest;
+        Ok((*tag, contents))
+    }
+
+    /// Reads one element that must have `tag`; returns its contents.
+    pub(crate) fn take(&mut self, tag: u8) -> Result<&'a [u8], KeyError> {
+        match self.any()? {
+            (found, contents) if found == tag => Ok(contents),
+            _ => Err(KeyError::Malformed(
+                "the DER data has an unexpected element",
+            )),
+        }
+    }
+
+    /// Reads a non-negative INTEGER; returns it big-endian without leading zeros.
+    pub(crate) fn unsigned(&mut self) -> Result<&'a [u8], KeyError> {
+        match self.take(TAG_INTEGER)? {
+            [] => Err(KeyError::Malformed("a DER INTEGER is empty")),
+            [top, ..] if top & 0x80 != 0 => Err(KeyError::Malformed("a DER INTEGER is negative")),
+            [0, next, ..] if next & 0x80 == 0 => Err(KeyError::Malformed(
+                "a DER INTEGER has a needless leading zero",
+            )),
+            value => Ok(strip_leading_zeros(value)),
+        }
+    }
+}
+
+/// A reader of the SSH wire format (RFC 4251 §5): `uint32`, `string`, `mpint`.
+pub(crate) struct SshReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> SshReader<'a> {
+    /// Reads `bytes` from the start.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// Whether everything has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// What is left unread.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// Reads a big-endian `uint32`.
+    pub(crate) fn u32(&mut self) -> Result<u32, KeyError> {
+        match self.rest {
+            [a, b, c, d, rest @ ..] => {
+                self.rest = rest;
+                Ok(u32::from_be_bytes([*a, *b, *c, *d]))
+            }
+            _ => Err(KeyError::Malformed("the OpenSSH key data is cut off")),
+        }
+    }
+
+    /// Reads a `string`: a `uint32` length, then that many bytes.
+    pub(crate) fn string(&mut self) -> Result<&'a [u8], KeyError> {
+        let len = usize::try_from(self.u32()?).unwrap_or(usize::MAX);
+        if self.rest.len() < len {
+            return Err(KeyError::Malformed("the OpenSSH key data is cut off"));
+        }
+        let (value, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(value)
+    }
+
+    /// Reads a non-negative `mpint`; returns it big-endian without leading zeros.
+    pub(crate) fn mpint(&mut self) -> Result<&'a [u8], KeyError> {
+        let value = self.string()?;
+        if value.first().is_some_and(|top| top & 0x80 != 0) {
+            return Err(KeyError::Malformed("an OpenSSH mpint is negative"));
+        }
+        Ok(strip_leading_zeros(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_secret_is_used_as_pasted() {
+        let secret = "FXHiW/Vb+MZBSYJaYa2IRCQHXVcq3N3NmZWZ089MQsg=";
+        let as_text = HmacKey::from_secret(secret, false).unwrap();
+        let as_bytes = HmacKey::from_bytes(secret.as_bytes()).unwrap();
+        assert_eq!(as_text.sign(b"x"), as_bytes.sign(b"x"));
+        // The same string read as base64 is only 32 bytes, and a different key.
+        let decoded = HmacKey::from_secret(secret, true).unwrap();
+        assert_ne!(decoded.sign(b"x"), as_text.sign(b"x"));
+    }
+
+    #[test]
+    fn hmac_secret_length_and_base64_rules() {
+        assert_eq!(
+            HmacKey::from_secret("short", false).unwrap_err(),
+            KeyError::SecretTooShort { bytes: 5 }
+        );
+        // 31 bytes of base64 → too short; 32 → fine, with or without padding and whitespace.
+        let b31 = BASE64_ANY_PAD.encode([7u8; 31]);
+        assert_eq!(
+            HmacKey::from_secret(&b31, true).unwrap_err(),
+            KeyError::SecretTooShort { bytes: 31 }
+        );
+        let b32 = BASE64_ANY_PAD.encode([7u8; 32]);
+        let reference = HmacKey::from_bytes(&[7u8; 32]).unwrap().sign(b"m");
+        for text in [
+            b32.clone(),
+            b32.trim_end_matches('=').to_owned(),
+            format!("  {b32}\n"),
+            format!("{}\n{}", &b32[..20], &b32[20..]),
+        ] {
+            assert_eq!(
+                HmacKey::from_secret(&text, true).unwrap().sign(b"m"),
+                reference
+            );
+        }
+        assert_eq!(
+            HmacKey::from_secret("not base64 at all!!", true).unwrap_err(),
+            KeyError::SecretNotBase64
+        );
+        // A 32-byte secret with surrounding spaces keeps them (they are part of the key).
+        let spaced = format!(" {} ", "k".repeat(30));
+        assert!(HmacKey::from_secret(&spaced, false).is_ok());
+    }
+
+    #[test]
+    fn hmac_verify_rejects_wrong_lengths() {
+        let key = HmacKey::from_bytes(&[1u8; 32]).unwrap();
+        let tag = key.sign(b"msg");
+        assert!(key.verify(b"msg", &tag));
+        assert!(!key.verify(b"msg", &tag[..31]));
+        assert!(!key.verify(b"msg", &[]));
+        let mut long = tag.to_vec();
+        long.push(0);
+        assert!(!key.verify(b"msg", &long));
+        assert!(!key.verify(b"other", &tag));
+    }
+
+    fn modulus(bits: usize) -> Vec<u8> {
+        let mut n = vec![0xFFu8; bits.div_ceil(8)];
+        if bits % 8 != 0 {
+            n[0] = 0xFF >> (8 - bits % 8);
+        }
+        n
+    }
+
+    #[test]
+    fn components_are_checked_as_ring_would() {
+        let e = [1, 0, 1];
+        let key = RsaPublicKey::from_components(&modulus(2048), &e).unwrap();
+        assert_eq!(key.modulus_bits(), 2048);
+        // Leading zeros are stripped before counting.
+        let mut padded = vec![0, 0];
+        padded.extend(modulus(2048));
+        assert_eq!(
+            RsaPublicKey::from_components(&padded, &[0, 1, 0, 1]).unwrap(),
+            key
+        );
+        assert_eq!(
+            RsaPublicKey::from_components(&modulus(2047), &e).unwrap_err(),
+            KeyError::ModulusTooSmall { bits: 2047 }
+        );
+        assert_eq!(
+            RsaPublicKey::from_components(&[], &e).unwrap_err(),
+            KeyError::ModulusTooSmall { bits: 0 }
+        );
+        assert!(RsaPublicKey::from_components(&modulus(8192), &e).is_ok());
+        assert!(matches!(
+            RsaPublicKey::from_components(&modulus(8193), &e),
+            Err(KeyError::Malformed(_))
+        ));
+        let mut even = modulus(2048);
+        even[255] = 0xFE;
+        assert!(RsaPublicKey::from_components(&even, &e).is_err());
+        for bad_e in [
+            &[][..],
+            &[1],
+            &[2],
+            &[4],
+            &[1, 0, 0],
+            &[2, 0, 0, 0, 1],
+            &[1, 0, 0, 0, 0, 1],
+        ] {
+            assert!(
+                RsaPublicKey::from_components(&modulus(2048), bad_e).is_err(),
+                "{bad_e:?}"
+            );
+        }
+        for good_e in [&[3][..], &[1, 0xFF, 0xFF, 0xFF, 0xFF]] {
+            assert!(RsaPublicKey::from_components(&modulus(2048), good_e).is_ok());
+        }
+    }
+
+    #[test]
+    fn der_lengths_must_be_minimal_and_whole() {
+        assert!(Der::new(&[0x30, 0x81, 0x05, 1, 2, 3, 4, 5]).any().is_err());
+        assert!(Der::new(&[0x30, 0x80, 0, 0]).any().is_err());
+        assert!(Der::new(&[0x30, 0x03, 1, 2]).any().is_err());
+        assert!(Der::new(&[0x1F, 0x01, 0]).any().is_err());
+        let mut ok = Der::new(&[0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(ok.unsigned().unwrap(), &[0x80]);
+        assert!(Der::new(&[0x02, 0x02, 0x00, 0x7F]).unsigned().is_err());
+        assert!(Der::new(&[0x02, 0x01, 0x80]).unsigned().is_err());
+    }
+
+    #[test]
+    fn pem_blocks_are_split_strictly() {
+        let pem = pem_decode("junk\n-----BEGIN X-----\nAAEC\nAw==\n-----END X-----\nmore")
+            .unwrap()
+            .unwrap();
+        assert_eq!((pem.label, pem.der.as_slice()), ("X", &[0u8, 1, 2, 3][..]));
+        assert!(pem_decode("no pem here").unwrap().is_none());
+        assert!(pem_decode("-----BEGIN X-----\nAAEC\n-----END Y-----").is_err());
+        assert!(pem_decode("-----BEGIN X").is_err());
+        assert!(pem_decode("-----BEGIN X-----\n-----END X-----").is_err());
+        assert!(pem_decode("-----BEGIN X-----\n%%%%\n-----END X-----").is_err());
+        assert_eq!(
+            pem_decode("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\n\nAAEC\n-----END X-----").err(),
+            Some(KeyError::Encrypted)
+        );
+    }
+
+    #[test]
+    fn error_messages_are_sentences_without_key_material() {
+        let errors = [
+            KeyError::SecretTooShort { bytes: 5 },
+            KeyError::SecretNotBase64,
+            KeyError::UnrecognizedFormat,
+            KeyError::Malformed("the DER data is invalid or cut off"),
+            KeyError::NotRsa,
+            KeyError::ModulusTooSmall { bits: 1024 },
+            KeyError::Encrypted,
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(text.starts_with("The "), "{text}");
+            assert!(text.ends_with('.'), "{text}");
+        }
     }
 }

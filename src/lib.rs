@@ -23,5 +23,6 @@ pub mod forward;
 pub mod respond;
 pub mod door;
 pub mod server;
+pub mod jwt_sign;
 pub mod admin;
 pub mod store;
