@@ -693,7 +693,7 @@ impl Admin {
         let profiles: Vec<Value> = state
             .profiles
             .iter()
-            .filter(|p| client_id.map_or(true, |id| p.client_id == id))
+            .filter(|p| client_id.is_none_or(|id| p.client_id == id))
             .map(profile_view)
             .collect();
         ok(json!({ "profiles": profiles }))

@@ -49,7 +49,12 @@ impl VerifiedJwt {
 struct UntilExp;
 
 impl Expiry<DigestKey, Arc<VerifiedJwt>> for UntilExp {
-    fn expire_after_create(&self, _key: &DigestKey, value: &Arc<VerifiedJwt>, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &DigestKey,
+        value: &Arc<VerifiedJwt>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -107,7 +112,14 @@ mod tests {
     use super::*;
 
     fn verified(ttl: Duration) -> Arc<VerifiedJwt> {
-        Arc::new(VerifiedJwt { key_digest: [1; 32], generation: 3, exp: None, nbf: None, caller_name: None, ttl })
+        Arc::new(VerifiedJwt {
+            key_digest: [1; 32],
+            generation: 3,
+            exp: None,
+            nbf: None,
+            caller_name: None,
+            ttl,
+        })
     }
 
     #[test]
@@ -136,7 +148,10 @@ mod tests {
 
     #[test]
     fn ttl_follows_exp_with_leeway_and_is_capped() {
-        assert_eq!(VerifiedJwt::ttl_for(Some(1_100), 60, 1_000), Duration::from_secs(160));
+        assert_eq!(
+            VerifiedJwt::ttl_for(Some(1_100), 60, 1_000),
+            Duration::from_secs(160)
+        );
         assert_eq!(VerifiedJwt::ttl_for(Some(900), 60, 1_000), Duration::ZERO);
         assert_eq!(VerifiedJwt::ttl_for(None, 60, 1_000), MAX_ENTRY_TTL);
         assert_eq!(VerifiedJwt::ttl_for(Some(i64::MAX), 60, 0), MAX_ENTRY_TTL);

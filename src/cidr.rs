@@ -46,7 +46,10 @@ impl Cidr {
             }
             Some(_) => return Err(out_of_range(text, max)),
         };
-        Ok(Cidr { network: mask(addr, prefix), prefix })
+        Ok(Cidr {
+            network: mask(addr, prefix),
+            prefix,
+        })
     }
 
     /// Whether `peer` lies inside this block.
@@ -73,12 +76,20 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             IpAddr::V4((bits & mask).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             IpAddr::V6((bits & mask).into())
         }
     }
@@ -95,14 +106,29 @@ mod tests {
     #[test]
     fn parses_blocks_and_bare_addresses() {
         assert_eq!(Cidr::parse("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
-        assert_eq!(Cidr::parse("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
-        assert_eq!(Cidr::parse("2001:db8::1/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            Cidr::parse("127.0.0.1").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(
+            Cidr::parse("2001:db8::1/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
         assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
     }
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "::/129", "host", "10.0.0/8", "1.2.3.4/08x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "::/129",
+            "host",
+            "10.0.0/8",
+            "1.2.3.4/08x",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?}");
         }
     }

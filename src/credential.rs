@@ -55,7 +55,10 @@ fn auth_token(value: &[u8]) -> Result<&[u8], Reject> {
 
 fn parse_authorization(value: &[u8]) -> Result<Credential<'_>, Reject> {
     let value = value.trim_ascii();
-    let split = value.iter().position(|&b| b == b' ').ok_or(Reject::InvalidToken)?;
+    let split = value
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(Reject::InvalidToken)?;
     let (scheme, rest) = value.split_at(split);
     let param = rest.trim_ascii_start();
     if param.is_empty() || param.len() > MAX_CREDENTIAL_LEN {
@@ -75,7 +78,10 @@ fn basic_auth_token(encoded: &[u8]) -> Result<Vec<u8>, Reject> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| Reject::InvalidToken)?;
-    let colon = decoded.iter().position(|&b| b == b':').ok_or(Reject::InvalidToken)?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(Reject::InvalidToken)?;
     if !decoded[..colon].eq_ignore_ascii_case(b"api-token") {
         return Err(Reject::InvalidToken);
     }
@@ -91,7 +97,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
         }
         map
     }
@@ -103,7 +112,10 @@ mod tests {
             Credential::AuthToken(Cow::Borrowed(t)) => assert_eq!(t, b"abc"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(extract(&headers(&[("api-token", "x")])), Ok(Credential::AuthToken(_))));
+        assert!(matches!(
+            extract(&headers(&[("api-token", "x")])),
+            Ok(Credential::AuthToken(_))
+        ));
     }
 
     #[test]
@@ -118,7 +130,10 @@ mod tests {
     fn basic_with_api_token_user() {
         let encoded = base64::engine::general_purpose::STANDARD.encode("api-token:tok123");
         let map = headers(&[("authorization", &format!("Basic {encoded}"))]);
-        assert_eq!(extract(&map), Ok(Credential::AuthToken(Cow::Owned(b"tok123".to_vec()))));
+        assert_eq!(
+            extract(&map),
+            Ok(Credential::AuthToken(Cow::Owned(b"tok123".to_vec())))
+        );
         let wrong_user = base64::engine::general_purpose::STANDARD.encode("admin:tok123");
         let map = headers(&[("authorization", &format!("Basic {wrong_user}"))]);
         assert_eq!(extract(&map), Err(Reject::InvalidToken));
@@ -140,8 +155,15 @@ mod tests {
     #[test]
     fn malformed_values_are_invalid() {
         for value in ["Bearer", "Bearer ", "Digest abc", "token"] {
-            assert_eq!(extract(&headers(&[("authorization", value)])), Err(Reject::InvalidToken), "{value}");
+            assert_eq!(
+                extract(&headers(&[("authorization", value)])),
+                Err(Reject::InvalidToken),
+                "{value}"
+            );
         }
-        assert_eq!(extract(&headers(&[("api-token", "")])), Err(Reject::InvalidToken));
+        assert_eq!(
+            extract(&headers(&[("api-token", "")])),
+            Err(Reject::InvalidToken)
+        );
     }
 }

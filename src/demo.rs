@@ -5,7 +5,9 @@
 
 use serde_json::json;
 
-use crate::model::{AuthConfig, Client, Collection, Endpoint, FixedResponse, JwtAlg, JwtConfig, Profile, State};
+use crate::model::{
+    AuthConfig, Client, Collection, Endpoint, FixedResponse, JwtAlg, JwtConfig, Profile, State,
+};
 use crate::token::{self, NewToken};
 
 /// PEM PKCS#8 private key of the benchmark RS256 profile (a public test fixture).
@@ -41,15 +43,29 @@ pub fn hello_endpoint(method: &str, path: &str) -> Result<Endpoint, SeedError> {
         method: method.into(),
         path: path.into(),
         upstream: None,
-        response: Some(FixedResponse { status: 200, headers: Default::default(), body: json!({"ok": true}) }),
+        response: Some(FixedResponse {
+            status: 200,
+            headers: Default::default(),
+            body: json!({"ok": true}),
+        }),
         active: true,
     })
 }
 
 /// Adds a collection and returns its id.
-pub fn add_collection(state: &mut State, name: &str, path: &str, endpoints: Vec<Endpoint>) -> Result<String, SeedError> {
+pub fn add_collection(
+    state: &mut State,
+    name: &str,
+    path: &str,
+    endpoints: Vec<Endpoint>,
+) -> Result<String, SeedError> {
     let id = new_id()?;
-    state.collections.push(Collection { id: id.clone(), name: name.into(), path: path.into(), endpoints });
+    state.collections.push(Collection {
+        id: id.clone(),
+        name: name.into(),
+        path: path.into(),
+        endpoints,
+    });
     Ok(id)
 }
 
@@ -57,12 +73,23 @@ pub fn add_collection(state: &mut State, name: &str, path: &str, endpoints: Vec<
 pub fn add_client(state: &mut State, name: &str) -> Result<String, SeedError> {
     let id = new_id()?;
     let portal_key = token::hex(&token::token_digest(new_token()?.raw.as_bytes()));
-    state.clients.push(Client { id: id.clone(), name: name.into(), portal_key, active: true });
+    state.clients.push(Client {
+        id: id.clone(),
+        name: name.into(),
+        portal_key,
+        active: true,
+    });
     Ok(id)
 }
 
 /// Adds a profile and returns its raw auth token (the only time it exists).
-pub fn add_profile(state: &mut State, client_id: &str, name: &str, collections: Vec<String>, auth: AuthConfig) -> Result<String, SeedError> {
+pub fn add_profile(
+    state: &mut State,
+    client_id: &str,
+    name: &str,
+    collections: Vec<String>,
+    auth: AuthConfig,
+) -> Result<String, SeedError> {
     let token = new_token()?;
     state.profiles.push(Profile {
         id: new_id()?,
@@ -97,9 +124,20 @@ pub fn jwt_auth(alg: JwtAlg, secret: Option<String>, public_key: Option<String>)
 /// Seeds the `--demo` data on an empty state: collection `demo` with `GET /hello`, a client and a token profile.
 /// Returns the profile's auth token.
 pub fn seed_demo(state: &mut State) -> Result<String, SeedError> {
-    let collection = add_collection(state, "Demo", "demo", vec![hello_endpoint("GET", "/hello")?])?;
+    let collection = add_collection(
+        state,
+        "Demo",
+        "demo",
+        vec![hello_endpoint("GET", "/hello")?],
+    )?;
     let client = add_client(state, "Demo client")?;
-    add_profile(state, &client, "demo token", vec![collection], AuthConfig::Token)
+    add_profile(
+        state,
+        &client,
+        "demo token",
+        vec![collection],
+        AuthConfig::Token,
+    )
 }
 
 /// The fixtures of the benchmarks: one collection `bench` with `GET /hello`, and three profiles.
@@ -119,13 +157,42 @@ pub struct BenchFixture {
 /// Builds the benchmark fixtures.
 pub fn bench_fixture() -> Result<BenchFixture, SeedError> {
     let mut state = State::default();
-    let collection = add_collection(&mut state, "Bench", "bench", vec![hello_endpoint("GET", "/hello")?])?;
+    let collection = add_collection(
+        &mut state,
+        "Bench",
+        "bench",
+        vec![hello_endpoint("GET", "/hello")?],
+    )?;
     let client = add_client(&mut state, "Bench client")?;
-    let api_token = add_profile(&mut state, &client, "token", vec![collection.clone()], AuthConfig::Token)?;
+    let api_token = add_profile(
+        &mut state,
+        &client,
+        "token",
+        vec![collection.clone()],
+        AuthConfig::Token,
+    )?;
     let hs256_secret = token::hex(&token::token_digest(new_token()?.raw.as_bytes()));
-    let hs256_token = add_profile(&mut state, &client, "hs256", vec![collection.clone()], jwt_auth(JwtAlg::HS256, Some(hs256_secret.clone()), None))?;
-    let rs256_token = add_profile(&mut state, &client, "rs256", vec![collection], jwt_auth(JwtAlg::RS256, None, Some(BENCH_RSA_PUBLIC_PEM.into())))?;
-    Ok(BenchFixture { state, api_token, hs256_token, hs256_secret, rs256_token })
+    let hs256_token = add_profile(
+        &mut state,
+        &client,
+        "hs256",
+        vec![collection.clone()],
+        jwt_auth(JwtAlg::HS256, Some(hs256_secret.clone()), None),
+    )?;
+    let rs256_token = add_profile(
+        &mut state,
+        &client,
+        "rs256",
+        vec![collection],
+        jwt_auth(JwtAlg::RS256, None, Some(BENCH_RSA_PUBLIC_PEM.into())),
+    )?;
+    Ok(BenchFixture {
+        state,
+        api_token,
+        hs256_token,
+        hs256_secret,
+        rs256_token,
+    })
 }
 
 #[cfg(test)]

@@ -37,7 +37,11 @@ pub struct DoorLimits {
 
 impl Default for DoorLimits {
     fn default() -> Self {
-        DoorLimits { max_header_bytes: 16 * 1024, max_headers_total_bytes: 64 * 1024, max_body_bytes: 5 * 1024 * 1024 }
+        DoorLimits {
+            max_header_bytes: 16 * 1024,
+            max_headers_total_bytes: 64 * 1024,
+            max_body_bytes: 5 * 1024 * 1024,
+        }
     }
 }
 
@@ -57,13 +61,26 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// A front door over `registry`.
-    pub fn new(registry: Arc<Registry>, cache_capacity: u64, upstream_timeout: Duration, limits: DoorLimits, metrics: Arc<Metrics>) -> FrontDoor {
-        FrontDoor { registry, gate: Gate::new(cache_capacity), forwarder: Forwarder::new(upstream_timeout), metrics, limits }
+    pub fn new(
+        registry: Arc<Registry>,
+        cache_capacity: u64,
+        upstream_timeout: Duration,
+        limits: DoorLimits,
+        metrics: Arc<Metrics>,
+    ) -> FrontDoor {
+        FrontDoor {
+            registry,
+            gate: Gate::new(cache_capacity),
+            forwarder: Forwarder::new(upstream_timeout),
+            metrics,
+            limits,
+        }
     }
 
     /// The Prometheus text of the data plane's metrics.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.gate.cache().map_or(0, |c| c.entry_count()))
+        self.metrics
+            .render(self.gate.cache().map_or(0, |c| c.entry_count()))
     }
 
     /// Handles one request: answered at once, or a request to send upstream.
@@ -75,10 +92,17 @@ impl FrontDoor {
         let snapshot = self.registry.load();
         let started = Instant::now();
         let verdict = {
-            let gate_request = GateRequest { method: request.method(), path: request.uri().path(), headers: request.headers(), peer, now_ms };
+            let gate_request = GateRequest {
+                method: request.method(),
+                path: request.uri().path(),
+                headers: request.headers(),
+                peer,
+                now_ms,
+            };
             self.gate.decide(&snapshot, &gate_request)
         };
-        self.metrics.record_decision(verdict.cache, started.elapsed());
+        self.metrics
+            .record_decision(verdict.cache, started.elapsed());
         let admitted = match verdict.result {
             Ok(admitted) => admitted,
             Err(reject) => return self.refuse(reject, peer, request.uri().path()),
@@ -89,11 +113,16 @@ impl FrontDoor {
                 Prepared::Respond(fixed_response(reply))
             }
             Action::Upstream(upstream) => {
-                let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+                let declared = request
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|len| len > self.limits.max_body_bytes as u64) {
                     return self.refuse(Reject::PayloadTooLarge, peer, request.uri().path());
                 }
-                let path_and_query = upstream_path(upstream, admitted.rest_path, request.uri().query());
+                let path_and_query =
+                    upstream_path(upstream, admitted.rest_path, request.uri().query());
                 let identity = admitted.identity;
                 let (parts, body) = request.into_parts();
                 let body = Limited::new(body, self.limits.max_body_bytes);
@@ -134,7 +163,9 @@ enum Prepared {
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The per-connection hyper service.
@@ -147,7 +178,10 @@ pub struct DoorService {
 impl DoorService {
     /// The service for a connection from `peer`.
     pub fn new(door: Arc<FrontDoor>, peer: SocketAddr) -> DoorService {
-        DoorService { door, peer: peer.ip() }
+        DoorService {
+            door,
+            peer: peer.ip(),
+        }
     }
 }
 
@@ -164,7 +198,9 @@ impl Future for DoorFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            DoorFuture::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| error_response(Reject::BadGateway)))),
+            DoorFuture::Ready(response) => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| error_response(Reject::BadGateway)))),
             DoorFuture::Forwarding(future) => future.as_mut().poll(cx).map(Ok),
         }
     }

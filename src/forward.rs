@@ -87,7 +87,9 @@ fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The upstream path and query: the upstream's base path, the request path after the collection, the query.
 pub fn upstream_path(upstream: &Upstream, rest_path: &str, query: Option<&str>) -> String {
-    let mut path_and_query = String::with_capacity(upstream.base_path.len() + rest_path.len() + query.map_or(0, |q| q.len() + 1));
+    let mut path_and_query = String::with_capacity(
+        upstream.base_path.len() + rest_path.len() + query.map_or(0, |q| q.len() + 1),
+    );
     path_and_query.push_str(&upstream.base_path);
     path_and_query.push_str(rest_path);
     if let Some(query) = query {
@@ -128,7 +130,10 @@ pub fn upstream_request(
     headers.insert(CLIENT_NAME.clone(), header_text(&profile.client_name));
     headers.insert(PROFILE_ID.clone(), header_text(&profile.id));
     headers.insert(PROFILE_NAME.clone(), header_text(&profile.name));
-    headers.insert(AUTH.clone(), HeaderValue::from_static(identity.auth.as_str()));
+    headers.insert(
+        AUTH.clone(),
+        HeaderValue::from_static(identity.auth.as_str()),
+    );
     if let Some(name) = identity.caller_name() {
         headers.insert(CALLER_NAME.clone(), header_text(name));
     }
@@ -171,13 +176,29 @@ fn forwardable_headers(incoming: HeaderMap) -> HeaderMap {
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
     )
 }
 
 /// Removes hop-by-hop headers from an upstream response.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"] {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
         headers.remove(name);
     }
 }
@@ -196,7 +217,10 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
 /// A header value from display text: UTF-8 passes as is; control characters become `?`.
 fn header_text(text: &str) -> HeaderValue {
     HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
-        let cleaned: String = text.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         HeaderValue::from_bytes(cleaned.as_bytes()).unwrap_or(HeaderValue::from_static("?"))
     })
 }
@@ -212,7 +236,10 @@ mod tests {
         incoming.insert("authorization", HeaderValue::from_static("Bearer x"));
         incoming.insert("x-tokengate-client-id", HeaderValue::from_static("forged"));
         incoming.insert("X-Tokengate-Whatever", HeaderValue::from_static("forged"));
-        incoming.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        incoming.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         incoming.insert("x-private", HeaderValue::from_static("hop"));
         incoming.insert("x-keep", HeaderValue::from_static("yes"));
         incoming.append("accept", HeaderValue::from_static("a"));

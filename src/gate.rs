@@ -108,7 +108,9 @@ pub struct Gate {
 impl Gate {
     /// A gate whose cache holds at most `cache_capacity` tokens (0 turns it off).
     pub fn new(cache_capacity: u64) -> Gate {
-        Gate { cache: TokenCache::new(cache_capacity) }
+        Gate {
+            cache: TokenCache::new(cache_capacity),
+        }
     }
 
     /// The verified-token cache, if on.
@@ -117,19 +119,32 @@ impl Gate {
     }
 
     /// The whole decision for a request to the front door.
-    pub fn decide<'s, 'r>(&self, snapshot: &'s Snapshot, request: &Request<'r>) -> Verdict<Admitted<'s, 'r>> {
-        let Verdict { result, cache } = self.authenticate(snapshot, request.headers, request.peer, request.now_ms);
+    pub fn decide<'s, 'r>(
+        &self,
+        snapshot: &'s Snapshot,
+        request: &Request<'r>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        let Verdict { result, cache } =
+            self.authenticate(snapshot, request.headers, request.peer, request.now_ms);
         let result = result.and_then(|identity| authorize(snapshot, identity, request));
         Verdict { result, cache }
     }
 
     /// Authentication alone: credential → profile → active → method → token valid → IP allowed.
-    pub fn authenticate<'s>(&self, snapshot: &'s Snapshot, headers: &HeaderMap, peer: IpAddr, now_ms: u64) -> Verdict<Identity<'s>> {
+    pub fn authenticate<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        now_ms: u64,
+    ) -> Verdict<Identity<'s>> {
         let mut cache = CacheUse::NotUsed;
         let result = match credential::extract(headers) {
             Err(reject) => Err(reject),
             Ok(Credential::AuthToken(token)) => authenticate_auth_token(snapshot, &token, now_ms),
-            Ok(Credential::Bearer(token)) => self.authenticate_jwt(snapshot, token, now_ms, &mut cache),
+            Ok(Credential::Bearer(token)) => {
+                self.authenticate_jwt(snapshot, token, now_ms, &mut cache)
+            }
         };
         let result = result.and_then(|identity| {
             let ip_allow = &identity.profile.ip_allow;
@@ -142,7 +157,13 @@ impl Gate {
         Verdict { result, cache }
     }
 
-    fn authenticate_jwt<'s>(&self, snapshot: &'s Snapshot, token: &[u8], now_ms: u64, cache_use: &mut CacheUse) -> Result<Identity<'s>, Reject> {
+    fn authenticate_jwt<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        token: &[u8],
+        now_ms: u64,
+        cache_use: &mut CacheUse,
+    ) -> Result<Identity<'s>, Reject> {
         let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(cache) = &self.cache else {
             return verify_jwt(snapshot, token, now_s, now_ms).map(|(identity, _)| identity);
@@ -164,35 +185,66 @@ impl Gate {
     }
 }
 
-fn authenticate_auth_token<'s>(snapshot: &'s Snapshot, token: &[u8], now_ms: u64) -> Result<Identity<'s>, Reject> {
-    let entry = snapshot.profile_by_token(&token_digest(token)).ok_or(Reject::InvalidToken)?;
+fn authenticate_auth_token<'s>(
+    snapshot: &'s Snapshot,
+    token: &[u8],
+    now_ms: u64,
+) -> Result<Identity<'s>, Reject> {
+    let entry = snapshot
+        .profile_by_token(&token_digest(token))
+        .ok_or(Reject::InvalidToken)?;
     let profile = &*entry.profile;
     if !entry.is_live(now_ms) || !profile.active || !matches!(profile.auth, CompiledAuth::Token) {
         return Err(Reject::InvalidToken);
     }
-    Ok(Identity { profile, auth: AuthKind::Token, jwt: None })
+    Ok(Identity {
+        profile,
+        auth: AuthKind::Token,
+        jwt: None,
+    })
 }
 
 /// Checks a cached verification against the profile's current state.
 /// `Ok(None)`: the profile changed since, so verify the token afresh.
-fn revalidate<'s>(snapshot: &'s Snapshot, verified: &Arc<VerifiedJwt>, now_s: i64, now_ms: u64) -> Result<Option<Identity<'s>>, Reject> {
-    let entry = snapshot.profile_by_token(&verified.key_digest).ok_or(Reject::InvalidToken)?;
+fn revalidate<'s>(
+    snapshot: &'s Snapshot,
+    verified: &Arc<VerifiedJwt>,
+    now_s: i64,
+    now_ms: u64,
+) -> Result<Option<Identity<'s>>, Reject> {
+    let entry = snapshot
+        .profile_by_token(&verified.key_digest)
+        .ok_or(Reject::InvalidToken)?;
     let profile = &*entry.profile;
     if profile.generation != verified.generation {
         return Ok(None);
     }
-    if !entry.is_live(now_ms) || !profile.active || !matches!(profile.auth, CompiledAuth::Jwt { .. }) {
+    if !entry.is_live(now_ms)
+        || !profile.active
+        || !matches!(profile.auth, CompiledAuth::Jwt { .. })
+    {
         return Err(Reject::InvalidToken);
     }
     jwt::check_times(verified.exp, verified.nbf, profile.leeway_s(), now_s)?;
-    Ok(Some(Identity { profile, auth: AuthKind::Jwt, jwt: Some(verified.clone()) }))
+    Ok(Some(Identity {
+        profile,
+        auth: AuthKind::Jwt,
+        jwt: Some(verified.clone()),
+    }))
 }
 
 /// Full verification: parse, find the profile by key claim, then (only then) the signature and claims.
-fn verify_jwt<'s>(snapshot: &'s Snapshot, token: &[u8], now_s: i64, now_ms: u64) -> Result<(Identity<'s>, Arc<VerifiedJwt>), Reject> {
+fn verify_jwt<'s>(
+    snapshot: &'s Snapshot,
+    token: &[u8],
+    now_s: i64,
+    now_ms: u64,
+) -> Result<(Identity<'s>, Arc<VerifiedJwt>), Reject> {
     let parsed = jwt::parse(token)?;
     let key_digest = parsed.key_digest.ok_or(Reject::InvalidToken)?;
-    let entry = snapshot.profile_by_token(&key_digest).ok_or(Reject::InvalidToken)?;
+    let entry = snapshot
+        .profile_by_token(&key_digest)
+        .ok_or(Reject::InvalidToken)?;
     let profile = &*entry.profile;
     if !entry.is_live(now_ms) || !profile.active {
         return Err(Reject::InvalidToken);
@@ -222,21 +274,41 @@ fn verify_jwt<'s>(snapshot: &'s Snapshot, token: &[u8], now_s: i64, now_ms: u64)
         caller_name: parsed.claims.name,
         ttl: VerifiedJwt::ttl_for(parsed.claims.exp, rules.leeway_s, now_s),
     });
-    Ok((Identity { profile, auth: AuthKind::Jwt, jwt: Some(verified.clone()) }, verified))
+    Ok((
+        Identity {
+            profile,
+            auth: AuthKind::Jwt,
+            jwt: Some(verified.clone()),
+        },
+        verified,
+    ))
 }
 
 /// Authorization after authentication: route → collection granted → rate limit → endpoint active.
-fn authorize<'s, 'r>(snapshot: &'s Snapshot, identity: Identity<'s>, request: &Request<'r>) -> Result<Admitted<'s, 'r>, Reject> {
-    let (collection, endpoint, rest_path) = snapshot.route(request.method, request.path).ok_or(Reject::NotFound)?;
+fn authorize<'s, 'r>(
+    snapshot: &'s Snapshot,
+    identity: Identity<'s>,
+    request: &Request<'r>,
+) -> Result<Admitted<'s, 'r>, Reject> {
+    let (collection, endpoint, rest_path) = snapshot
+        .route(request.method, request.path)
+        .ok_or(Reject::NotFound)?;
     if !identity.profile.grants(collection.index) {
         return Err(Reject::Forbidden);
     }
     let endpoint = endpoint.ok_or(Reject::NotFound)?;
     if let Some(limiter) = &identity.profile.rate_limiter {
-        limiter.check(request.now_ms).map_err(|retry_after_s| Reject::RateLimited { retry_after_s })?;
+        limiter
+            .check(request.now_ms)
+            .map_err(|retry_after_s| Reject::RateLimited { retry_after_s })?;
     }
     if !endpoint.active {
         return Err(Reject::NotFound);
     }
-    Ok(Admitted { identity, collection, endpoint, rest_path })
+    Ok(Admitted {
+        identity,
+        collection,
+        endpoint,
+        rest_path,
+    })
 }

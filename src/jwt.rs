@@ -112,10 +112,16 @@ pub fn parse(token: &[u8]) -> Result<Jwt<'_>, Reject> {
         return Err(Reject::InvalidToken);
     }
     let mut parts = token.splitn(3, |&b| b == b'.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
         return Err(Reject::InvalidToken);
     };
-    if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() || signature_b64.contains(&b'.') {
+    if header_b64.is_empty()
+        || payload_b64.is_empty()
+        || signature_b64.is_empty()
+        || signature_b64.contains(&b'.')
+    {
         return Err(Reject::InvalidToken);
     }
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
@@ -129,7 +135,13 @@ pub fn parse(token: &[u8]) -> Result<Jwt<'_>, Reject> {
     let payload = parse_payload(payload_json)?;
 
     let key_digest = payload.key_digest.or(header.kid_digest);
-    Ok(Jwt { signing_input, signature_b64, alg: header.alg, key_digest, claims: payload.claims })
+    Ok(Jwt {
+        signing_input,
+        signature_b64,
+        alg: header.alg,
+        key_digest,
+        claims: payload.claims,
+    })
 }
 
 impl Jwt<'_> {
@@ -140,7 +152,12 @@ impl Jwt<'_> {
 }
 
 /// Checks `exp` and `nbf` against `now_s` with `leeway_s`; used on every request, cached or not.
-pub fn check_times(exp: Option<i64>, nbf: Option<i64>, leeway_s: i64, now_s: i64) -> Result<(), Reject> {
+pub fn check_times(
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    leeway_s: i64,
+    now_s: i64,
+) -> Result<(), Reject> {
     if let Some(exp) = exp {
         if now_s >= exp.saturating_add(leeway_s) {
             return Err(Reject::TokenExpired);
@@ -161,7 +178,11 @@ pub fn check_claims(claims: &Claims, rules: &ClaimRules, now_s: i64) -> Result<(
     }
     if !rules.allowed_issuers.is_empty() {
         let iss = claims.iss.as_deref().ok_or(Reject::InvalidToken)?;
-        if !rules.allowed_issuers.iter().any(|allowed| **allowed == *iss) {
+        if !rules
+            .allowed_issuers
+            .iter()
+            .any(|allowed| **allowed == *iss)
+        {
             return Err(Reject::InvalidToken);
         }
     }
@@ -183,7 +204,9 @@ fn decode_into<'b>(segment: &[u8], buf: &'b mut [u8]) -> Result<&'b mut [u8], Re
     if base64::decoded_len_estimate(segment.len()) > buf.len() {
         return Err(Reject::InvalidToken);
     }
-    let len = BASE64URL.decode_slice(segment, buf).map_err(|_| Reject::InvalidToken)?;
+    let len = BASE64URL
+        .decode_slice(segment, buf)
+        .map_err(|_| Reject::InvalidToken)?;
     Ok(&mut buf[..len])
 }
 
@@ -202,7 +225,10 @@ fn parse_header(json: &[u8]) -> Result<Header, Reject> {
         Some("RS256") => JwtAlg::RS256,
         _ => return Err(Reject::InvalidToken),
     };
-    let kid_digest = fields.kid.filter(|k| !k.is_empty()).map(|k| token_digest(k.as_bytes()));
+    let kid_digest = fields
+        .kid
+        .filter(|k| !k.is_empty())
+        .map(|k| token_digest(k.as_bytes()));
     Ok(Header { alg, kid_digest })
 }
 
@@ -213,12 +239,17 @@ struct Payload {
 
 fn parse_payload(json: &[u8]) -> Result<Payload, Reject> {
     let fields: PayloadFields = deserialize_object(json)?;
-    Ok(Payload { key_digest: fields.key_digest, claims: fields.claims })
+    Ok(Payload {
+        key_digest: fields.key_digest,
+        claims: fields.claims,
+    })
 }
 
 fn deserialize_object<T: ObjectFields>(json: &[u8]) -> Result<T, Reject> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let value = de.deserialize_map(ObjectVisitor::<T>(std::marker::PhantomData)).map_err(|_| Reject::InvalidToken)?;
+    let value = de
+        .deserialize_map(ObjectVisitor::<T>(std::marker::PhantomData))
+        .map_err(|_| Reject::InvalidToken)?;
     de.end().map_err(|_| Reject::InvalidToken)?;
     Ok(value)
 }
@@ -244,7 +275,7 @@ impl<'de, T: ObjectFields> Visitor<'de> for ObjectVisitor<T> {
         let mut fields = T::default();
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if seen.len() >= MAX_MEMBERS || seen.iter().any(|k| *k == key) {
+            if seen.len() >= MAX_MEMBERS || seen.contains(&key) {
                 return Err(de::Error::custom("duplicate or too many members"));
             }
             fields.read(&key, &mut map)?;
@@ -298,7 +329,9 @@ impl ObjectFields for PayloadFields {
         };
         if let Some(slot) = slot {
             let value = map.next_value::<MaybeString>()?.0;
-            self.key_claims[slot] = value.filter(|v| !v.is_empty()).map(|v| token_digest(v.as_bytes()));
+            self.key_claims[slot] = value
+                .filter(|v| !v.is_empty())
+                .map(|v| token_digest(v.as_bytes()));
             return Ok(());
         }
         match key {
@@ -455,7 +488,10 @@ mod tests {
 
     #[test]
     fn parses_alg_claims_and_key_digest() {
-        let t = token(HS, r#"{"sub":"tok","name":"Ann","exp":100,"nbf":50.7,"iat":40,"iss":"me"}"#);
+        let t = token(
+            HS,
+            r#"{"sub":"tok","name":"Ann","exp":100,"nbf":50.7,"iat":40,"iss":"me"}"#,
+        );
         let jwt = parse(t.as_bytes()).unwrap();
         assert_eq!(jwt.alg, JwtAlg::HS256);
         assert_eq!(jwt.key_digest, Some(token_digest(b"tok")));
@@ -471,16 +507,36 @@ mod tests {
     #[test]
     fn key_claim_order() {
         let all = r#"{"sub":"c","workato_sub":"b","https://www.workato.com/sub":"a"}"#;
-        assert_eq!(parse(token(HS, all).as_bytes()).unwrap().key_digest, Some(token_digest(b"a")));
+        assert_eq!(
+            parse(token(HS, all).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"a"))
+        );
         let two = r#"{"sub":"c","workato_sub":"b"}"#;
-        assert_eq!(parse(token(HS, two).as_bytes()).unwrap().key_digest, Some(token_digest(b"b")));
+        assert_eq!(
+            parse(token(HS, two).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"b"))
+        );
         let empty_first = r#"{"sub":"c","workato_sub":""}"#;
-        assert_eq!(parse(token(HS, empty_first).as_bytes()).unwrap().key_digest, Some(token_digest(b"c")));
+        assert_eq!(
+            parse(token(HS, empty_first).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"c"))
+        );
         let kid = token(r#"{"alg":"HS256","kid":"k"}"#, r#"{"sub":5}"#);
-        assert_eq!(parse(kid.as_bytes()).unwrap().key_digest, Some(token_digest(b"k")));
+        assert_eq!(
+            parse(kid.as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"k"))
+        );
         let escaped = r#"{"sub":"tok"}"#;
-        assert_eq!(parse(token(HS, escaped).as_bytes()).unwrap().key_digest, Some(token_digest(b"tok")));
-        assert_eq!(parse(token(HS, r#"{"name":"x"}"#).as_bytes()).unwrap().key_digest, None);
+        assert_eq!(
+            parse(token(HS, escaped).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"tok"))
+        );
+        assert_eq!(
+            parse(token(HS, r#"{"name":"x"}"#).as_bytes())
+                .unwrap()
+                .key_digest,
+            None
+        );
     }
 
     #[test]
@@ -497,7 +553,11 @@ mod tests {
             r#"["alg"]"#,
             r#"{"alg":"HS256"} trailing"#,
         ] {
-            assert_eq!(parse(token(header, r#"{"sub":"t"}"#).as_bytes()).unwrap_err(), Reject::InvalidToken, "{header}");
+            assert_eq!(
+                parse(token(header, r#"{"sub":"t"}"#).as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{header}"
+            );
         }
     }
 
@@ -510,7 +570,11 @@ mod tests {
             r#"{"sub":"t","sub":"u"}"#,
             r#"not json"#,
         ] {
-            assert_eq!(parse(token(HS, payload).as_bytes()).unwrap_err(), Reject::InvalidToken, "{payload}");
+            assert_eq!(
+                parse(token(HS, payload).as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{payload}"
+            );
         }
     }
 
@@ -529,7 +593,11 @@ mod tests {
             "a".repeat(MAX_JWT_LEN + 1),
             format!("{}.{}.sig", b64(HS).to_owned() + "=", b64(r#"{"sub":"t"}"#)),
         ] {
-            assert_eq!(parse(bad.as_bytes()).unwrap_err(), Reject::InvalidToken, "{bad}");
+            assert_eq!(
+                parse(bad.as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{bad}"
+            );
         }
         // "Hi" is "SGk"; "SGl" carries non-zero trailing bits: non-canonical.
         let mut buf = [0u8; MAX_SIGNATURE_LEN];
@@ -544,9 +612,15 @@ mod tests {
     #[test]
     fn times_with_leeway() {
         assert_eq!(check_times(Some(100), None, 0, 99), Ok(()));
-        assert_eq!(check_times(Some(100), None, 0, 100), Err(Reject::TokenExpired));
+        assert_eq!(
+            check_times(Some(100), None, 0, 100),
+            Err(Reject::TokenExpired)
+        );
         assert_eq!(check_times(Some(100), None, 60, 159), Ok(()));
-        assert_eq!(check_times(None, Some(100), 0, 99), Err(Reject::TokenNotYetValid));
+        assert_eq!(
+            check_times(None, Some(100), 0, 99),
+            Err(Reject::TokenNotYetValid)
+        );
         assert_eq!(check_times(None, Some(100), 60, 40), Ok(()));
         assert_eq!(check_times(Some(i64::MAX), Some(i64::MIN), 60, 0), Ok(()));
     }
@@ -555,25 +629,57 @@ mod tests {
     fn claim_rules() {
         let mut required = ClaimSet::default();
         required.insert("exp");
-        let rules = ClaimRules { required, leeway_s: 60, ..ClaimRules::default() };
+        let rules = ClaimRules {
+            required,
+            leeway_s: 60,
+            ..ClaimRules::default()
+        };
         let mut claims = Claims::default();
         assert_eq!(check_claims(&claims, &rules, 0), Err(Reject::InvalidToken));
         claims.exp = Some(1000);
         claims.present.insert("exp");
         assert_eq!(check_claims(&claims, &rules, 0), Ok(()));
 
-        let lifetime = ClaimRules { max_lifetime_s: Some(300), leeway_s: 60, ..ClaimRules::default() };
-        assert_eq!(check_claims(&claims, &lifetime, 0), Err(Reject::InvalidToken));
+        let lifetime = ClaimRules {
+            max_lifetime_s: Some(300),
+            leeway_s: 60,
+            ..ClaimRules::default()
+        };
+        assert_eq!(
+            check_claims(&claims, &lifetime, 0),
+            Err(Reject::InvalidToken)
+        );
         assert_eq!(check_claims(&claims, &lifetime, 800), Ok(()));
         claims.iat = Some(0);
-        assert_eq!(check_claims(&claims, &lifetime, 800), Err(Reject::InvalidToken));
-        assert_eq!(check_claims(&Claims::default(), &lifetime, 0), Err(Reject::InvalidToken));
+        assert_eq!(
+            check_claims(&claims, &lifetime, 800),
+            Err(Reject::InvalidToken)
+        );
+        assert_eq!(
+            check_claims(&Claims::default(), &lifetime, 0),
+            Err(Reject::InvalidToken)
+        );
 
-        let issuers = ClaimRules { allowed_issuers: vec!["a".into()].into(), ..ClaimRules::default() };
-        assert_eq!(check_claims(&Claims::default(), &issuers, 0), Err(Reject::InvalidToken));
-        let from_a = Claims { iss: Some("a".into()), ..Claims::default() };
+        let issuers = ClaimRules {
+            allowed_issuers: vec!["a".into()].into(),
+            ..ClaimRules::default()
+        };
+        assert_eq!(
+            check_claims(&Claims::default(), &issuers, 0),
+            Err(Reject::InvalidToken)
+        );
+        let from_a = Claims {
+            iss: Some("a".into()),
+            ..Claims::default()
+        };
         assert_eq!(check_claims(&from_a, &issuers, 0), Ok(()));
-        let from_b = Claims { iss: Some("b".into()), ..Claims::default() };
-        assert_eq!(check_claims(&from_b, &issuers, 0), Err(Reject::InvalidToken));
+        let from_b = Claims {
+            iss: Some("b".into()),
+            ..Claims::default()
+        };
+        assert_eq!(
+            check_claims(&from_b, &issuers, 0),
+            Err(Reject::InvalidToken)
+        );
     }
 }

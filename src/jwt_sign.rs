@@ -43,7 +43,12 @@ impl SigningKey {
 }
 
 /// Claims for a client's JWT: `sub` = auth token, `name`, `iat`, and `exp` when given.
-pub fn client_claims(sub: &str, name: Option<&str>, now_s: i64, lifetime_s: Option<i64>) -> Map<String, Value> {
+pub fn client_claims(
+    sub: &str,
+    name: Option<&str>,
+    now_s: i64,
+    lifetime_s: Option<i64>,
+) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("sub".into(), Value::from(sub));
     if let Some(name) = name {
@@ -63,7 +68,9 @@ pub fn parse_lifetime(text: &str) -> Result<i64, String> {
         Some((i, _)) => text.split_at(i),
         None => (text, "s"),
     };
-    let value: i64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 1h or 7d"))?;
+    let value: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 1h or 7d"))?;
     let scale = match unit {
         "s" => 1,
         "m" => 60,
@@ -71,7 +78,9 @@ pub fn parse_lifetime(text: &str) -> Result<i64, String> {
         "d" => 86_400,
         _ => return Err(format!("{text:?} has an unknown unit; use s, m, h or d")),
     };
-    value.checked_mul(scale).ok_or_else(|| format!("{text:?} is too long"))
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[cfg(test)]

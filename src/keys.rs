@@ -616,7 +616,7 @@ mod tests {
 
     fn modulus(bits: usize) -> Vec<u8> {
         let mut n = vec![0xFFu8; bits.div_ceil(8)];
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             n[0] = 0xFF >> (8 - bits % 8);
         }
         n

@@ -19,8 +19,10 @@
 //! Tools: [`signing`] and [`jwt_sign`] (client-side JWT signing), [`demo`] (seed data).
 
 pub mod admin;
+pub mod app;
 pub mod cache;
 pub mod cidr;
+pub mod cli;
 pub mod credential;
 pub mod demo;
 pub mod door;

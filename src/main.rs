@@ -1,3 +1,10 @@
 //! The `tokengate` binary: a thin shell over the library.
 
-fn main() {}
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() {
+    std::process::exit(tokengate::cli::run());
+}

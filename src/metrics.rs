@@ -35,7 +35,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { shards: (0..SHARDS).map(|_| Shard::default()).collect(), next_shard: AtomicUsize::new(0) }
+        Metrics {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            next_shard: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -46,7 +49,12 @@ thread_local! {
 fn outcome_index(outcome: Result<(), Reject>) -> usize {
     match outcome {
         Ok(()) => 0,
-        Err(reject) => 1 + Reject::ALL.iter().position(|r| r.code() == reject.code()).unwrap_or(0),
+        Err(reject) => {
+            1 + Reject::ALL
+                .iter()
+                .position(|r| r.code() == reject.code())
+                .unwrap_or(0)
+        }
     }
 }
 
@@ -87,18 +95,30 @@ impl Metrics {
             CacheUse::NotUsed => 0,
         };
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = LATENCY_BUCKETS_US.iter().position(|&bound| micros < bound).unwrap_or(LATENCY_BUCKETS_US.len());
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| micros < bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
         shard.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        shard.latency_sum_ns.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        shard.latency_sum_ns.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn sum(&self, read: impl Fn(&Shard) -> &AtomicU64) -> u64 {
-        self.shards.iter().map(|s| read(s).load(Ordering::Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|s| read(s).load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Requests counted with `code` (`"ok"` or a SPEC error code).
     pub fn outcome_count(&self, code: &str) -> u64 {
-        (0..OUTCOMES).filter(|&i| outcome_label(i) == code).map(|i| self.sum(|s| &s.outcomes[i])).sum()
+        (0..OUTCOMES)
+            .filter(|&i| outcome_label(i) == code)
+            .map(|i| self.sum(|s| &s.outcomes[i]))
+            .sum()
     }
 
     /// (cache hits, cache misses).
@@ -111,7 +131,12 @@ impl Metrics {
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP tokengate_requests_total Front-door requests by outcome.\n# TYPE tokengate_requests_total counter\n");
         for i in 0..OUTCOMES {
-            let _ = writeln!(out, "tokengate_requests_total{{outcome=\"{}\"}} {}", outcome_label(i), self.sum(|s| &s.outcomes[i]));
+            let _ = writeln!(
+                out,
+                "tokengate_requests_total{{outcome=\"{}\"}} {}",
+                outcome_label(i),
+                self.sum(|s| &s.outcomes[i])
+            );
         }
         let (hits, misses) = self.cache_counts();
         out.push_str("# HELP tokengate_token_cache_hits_total Verified-token cache hits.\n# TYPE tokengate_token_cache_hits_total counter\n");
@@ -124,11 +149,22 @@ impl Metrics {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
             cumulative += self.sum(|s| &s.latency_buckets[i]);
-            let _ = writeln!(out, "tokengate_decision_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "tokengate_decision_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
         }
         cumulative += self.sum(|s| &s.latency_buckets[LATENCY_BUCKETS_US.len()]);
-        let _ = writeln!(out, "tokengate_decision_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "tokengate_decision_seconds_sum {}", self.sum(|s| &s.latency_sum_ns) as f64 / 1e9);
+        let _ = writeln!(
+            out,
+            "tokengate_decision_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "tokengate_decision_seconds_sum {}",
+            self.sum(|s| &s.latency_sum_ns) as f64 / 1e9
+        );
         let _ = writeln!(out, "tokengate_decision_seconds_count {cumulative}");
         out
     }

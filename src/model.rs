@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The whole persisted state: everything the admin API can change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     /// Format version of this document, for future migrations.
@@ -27,6 +27,18 @@ pub struct State {
     /// Access profiles: who may call which collections, and how they authenticate.
     #[serde(default)]
     pub profiles: Vec<Profile>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: State::FORMAT,
+            revision: 0,
+            collections: vec![],
+            clients: vec![],
+            profiles: vec![],
+        }
+    }
 }
 
 impl State {

@@ -46,7 +46,12 @@ impl RateLimiter {
                 return Err(wait_us.div_ceil(1_000_000).max(1));
             }
             let next = tat.saturating_add(self.emission_us);
-            match self.tat_us.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.tat_us.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(actual) => current = actual,
             }

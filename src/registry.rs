@@ -40,7 +40,10 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 fn build_error(field: impl Into<String>, message: impl Into<String>) -> BuildError {
-    BuildError { field: field.into(), message: message.into() }
+    BuildError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// A token digest as a hash-map key: already uniformly random, so its first bytes are the hash.
@@ -87,6 +90,8 @@ pub enum VerifyKey {
 }
 
 /// How a compiled profile authenticates.
+// Profiles live behind an Arc, one per profile: the variant size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CompiledAuth {
     /// Raw auth token.
     Token,
@@ -173,34 +178,69 @@ impl Snapshot {
         let mut collections = HashMap::with_capacity(state.collections.len());
         let mut index_of = HashMap::with_capacity(state.collections.len());
         for (i, collection) in state.collections.iter().enumerate() {
-            let index = u32::try_from(i).map_err(|_| build_error("collections", "too many collections"))?;
+            let index =
+                u32::try_from(i).map_err(|_| build_error("collections", "too many collections"))?;
             validate_collection_path(&collection.path)?;
             let compiled = CompiledCollection::build(index, &collection.id, &collection.endpoints)
                 .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?;
-            if collections.insert(Box::<str>::from(collection.path.as_str()), compiled).is_some() {
-                return Err(build_error("path", format!("collection path {:?} is used twice", collection.path)));
+            if collections
+                .insert(Box::<str>::from(collection.path.as_str()), compiled)
+                .is_some()
+            {
+                return Err(build_error(
+                    "path",
+                    format!("collection path {:?} is used twice", collection.path),
+                ));
             }
             index_of.insert(collection.id.as_str(), index);
         }
 
-        let clients: HashMap<&str, &crate::model::Client> = state.clients.iter().map(|c| (c.id.as_str(), c)).collect();
-        let mut by_token = HashMap::with_capacity_and_hasher(state.profiles.len(), BuildDigestHasher::default());
+        let clients: HashMap<&str, &crate::model::Client> =
+            state.clients.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut by_token =
+            HashMap::with_capacity_and_hasher(state.profiles.len(), BuildDigestHasher::default());
         let mut profiles = HashMap::with_capacity(state.profiles.len());
         let mut per_client: HashMap<&str, usize> = HashMap::new();
         for profile in &state.profiles {
-            let client = clients
-                .get(profile.client_id.as_str())
-                .ok_or_else(|| build_error("client_id", format!("profile {} names no existing client", profile.id)))?;
+            let client = clients.get(profile.client_id.as_str()).ok_or_else(|| {
+                build_error(
+                    "client_id",
+                    format!("profile {} names no existing client", profile.id),
+                )
+            })?;
             let count = per_client.entry(client.id.as_str()).or_default();
             *count += 1;
             if *count > MAX_PROFILES_PER_CLIENT {
-                return Err(build_error("client_id", format!("a client has at most {MAX_PROFILES_PER_CLIENT} profiles")));
+                return Err(build_error(
+                    "client_id",
+                    format!("a client has at most {MAX_PROFILES_PER_CLIENT} profiles"),
+                ));
             }
-            let previous_limiter = previous.and_then(|p| p.profiles.get(profile.id.as_str())).and_then(|p| p.rate_limiter.clone());
-            let compiled = Arc::new(compile_profile(profile, client, &index_of, previous_limiter)?);
-            let current = parse_digest_hex(&profile.token.sha256)
-                .ok_or_else(|| build_error("token", format!("profile {} has a malformed token digest", profile.id)))?;
-            if by_token.insert(DigestKey(current), TokenEntry { profile: compiled.clone(), valid_until_ms: None }).is_some() {
+            let previous_limiter = previous
+                .and_then(|p| p.profiles.get(profile.id.as_str()))
+                .and_then(|p| p.rate_limiter.clone());
+            let compiled = Arc::new(compile_profile(
+                profile,
+                client,
+                &index_of,
+                previous_limiter,
+            )?);
+            let current = parse_digest_hex(&profile.token.sha256).ok_or_else(|| {
+                build_error(
+                    "token",
+                    format!("profile {} has a malformed token digest", profile.id),
+                )
+            })?;
+            if by_token
+                .insert(
+                    DigestKey(current),
+                    TokenEntry {
+                        profile: compiled.clone(),
+                        valid_until_ms: None,
+                    },
+                )
+                .is_some()
+            {
                 return Err(build_error("token", "two profiles share one auth token"));
             }
             if let Some(grace) = &profile.previous_token {
@@ -213,7 +253,11 @@ impl Snapshot {
             }
             profiles.insert(Box::<str>::from(profile.id.as_str()), compiled);
         }
-        Ok(Snapshot { collections, by_token, profiles })
+        Ok(Snapshot {
+            collections,
+            by_token,
+            profiles,
+        })
     }
 
     /// The profile an auth token digest names.
@@ -234,7 +278,11 @@ impl Snapshot {
     }
 
     /// Finds the endpoint for a request: the collection, then the endpoint inside it.
-    pub fn route<'p>(&self, method: &http::Method, path: &'p str) -> Option<(&CompiledCollection, Option<&CompiledEndpoint>, &'p str)> {
+    pub fn route<'p>(
+        &self,
+        method: &http::Method,
+        path: &'p str,
+    ) -> Option<(&CompiledCollection, Option<&CompiledEndpoint>, &'p str)> {
         let (collection, rest) = self.collection_for(path)?;
         Some((collection, collection.find(method, rest), rest))
     }
@@ -243,11 +291,16 @@ impl Snapshot {
 fn validate_collection_path(path: &str) -> Result<(), BuildError> {
     let ok = !path.is_empty()
         && path.len() <= 64
-        && path.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(build_error("path", format!("{path:?} must be one URL segment of a-z, 0-9 and -")))
+        Err(build_error(
+            "path",
+            format!("{path:?} must be one URL segment of a-z, 0-9 and -"),
+        ))
     }
 }
 
@@ -259,9 +312,12 @@ fn compile_profile(
 ) -> Result<CompiledProfile, BuildError> {
     let mut collections = Vec::with_capacity(profile.collections.len());
     for (i, id) in profile.collections.iter().enumerate() {
-        let index = index_of
-            .get(id.as_str())
-            .ok_or_else(|| build_error(format!("collections[{i}]"), format!("no collection has id {id:?}")))?;
+        let index = index_of.get(id.as_str()).ok_or_else(|| {
+            build_error(
+                format!("collections[{i}]"),
+                format!("no collection has id {id:?}"),
+            )
+        })?;
         collections.push(*index);
     }
     collections.sort_unstable();
@@ -271,14 +327,19 @@ fn compile_profile(
         .ip_allow
         .iter()
         .enumerate()
-        .map(|(i, text)| Cidr::parse(text).map_err(|e| build_error(format!("ip_allow[{i}]"), e.to_string())))
+        .map(|(i, text)| {
+            Cidr::parse(text).map_err(|e| build_error(format!("ip_allow[{i}]"), e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let rate_limiter = match profile.policy.as_ref().and_then(|p| p.rate_limit) {
         None => None,
         Some(limit) => {
             if limit.requests == 0 || limit.per_s == 0 {
-                return Err(build_error("policy.rate_limit", "requests and per_s must be at least 1"));
+                return Err(build_error(
+                    "policy.rate_limit",
+                    "requests and per_s must be at least 1",
+                ));
             }
             match previous_limiter {
                 Some(kept) if kept.has_config(limit.requests, limit.per_s) => Some(kept),
@@ -310,23 +371,41 @@ pub fn compile_auth(auth: &AuthConfig) -> Result<CompiledAuth, BuildError> {
     let key = match jwt.alg {
         JwtAlg::HS256 => {
             if jwt.public_key.is_some() {
-                return Err(build_error("auth.public_key", "an HS256 profile takes a secret, not a public key"));
+                return Err(build_error(
+                    "auth.public_key",
+                    "an HS256 profile takes a secret, not a public key",
+                ));
             }
-            let secret = jwt.secret.as_deref().ok_or_else(|| build_error("auth.secret", "an HS256 profile needs a secret"))?;
-            VerifyKey::Hmac(HmacKey::from_secret(secret, jwt.secret_is_base64).map_err(|e| build_error("auth.secret", e.to_string()))?)
+            let secret = jwt
+                .secret
+                .as_deref()
+                .ok_or_else(|| build_error("auth.secret", "an HS256 profile needs a secret"))?;
+            VerifyKey::Hmac(
+                HmacKey::from_secret(secret, jwt.secret_is_base64)
+                    .map_err(|e| build_error("auth.secret", e.to_string()))?,
+            )
         }
         JwtAlg::RS256 => {
             if jwt.secret.is_some() {
-                return Err(build_error("auth.secret", "an RS256 profile takes a public key, not a secret"));
+                return Err(build_error(
+                    "auth.secret",
+                    "an RS256 profile takes a public key, not a secret",
+                ));
             }
-            let text = jwt
-                .public_key
-                .as_deref()
-                .ok_or_else(|| build_error("auth.public_key", "an RS256 profile needs a public key"))?;
-            VerifyKey::Rsa(RsaPublicKey::parse(text).map_err(|e| build_error("auth.public_key", e.to_string()))?)
+            let text = jwt.public_key.as_deref().ok_or_else(|| {
+                build_error("auth.public_key", "an RS256 profile needs a public key")
+            })?;
+            VerifyKey::Rsa(
+                RsaPublicKey::parse(text)
+                    .map_err(|e| build_error("auth.public_key", e.to_string()))?,
+            )
         }
     };
-    Ok(CompiledAuth::Jwt { alg: jwt.alg, key, rules: compile_rules(jwt)? })
+    Ok(CompiledAuth::Jwt {
+        alg: jwt.alg,
+        key,
+        rules: compile_rules(jwt)?,
+    })
 }
 
 fn compile_rules(jwt: &JwtConfig) -> Result<ClaimRules, BuildError> {
@@ -335,17 +414,31 @@ fn compile_rules(jwt: &JwtConfig) -> Result<ClaimRules, BuildError> {
         if ClaimSet::bit(name).is_none() {
             return Err(build_error(
                 format!("auth.required_claims[{i}]"),
-                format!("{name:?} cannot be required; choose from {}", ClaimSet::NAMES.join(", ")),
+                format!(
+                    "{name:?} cannot be required; choose from {}",
+                    ClaimSet::NAMES.join(", ")
+                ),
             ));
         }
         required.insert(name);
     }
-    let to_i64 = |field: &str, v: u64| i64::try_from(v).map_err(|_| build_error(field, "is too large"));
+    let to_i64 =
+        |field: &str, v: u64| i64::try_from(v).map_err(|_| build_error(field, "is too large"));
     Ok(ClaimRules {
         required,
-        max_lifetime_s: jwt.max_lifetime_s.map(|v| to_i64("auth.max_lifetime_s", v)).transpose()?,
-        allowed_issuers: jwt.allowed_issuers.iter().map(|s| Box::<str>::from(s.as_str())).collect(),
-        leeway_s: to_i64("auth.leeway_s", jwt.leeway_s.unwrap_or(DEFAULT_LEEWAY_S).min(86_400))?,
+        max_lifetime_s: jwt
+            .max_lifetime_s
+            .map(|v| to_i64("auth.max_lifetime_s", v))
+            .transpose()?,
+        allowed_issuers: jwt
+            .allowed_issuers
+            .iter()
+            .map(|s| Box::<str>::from(s.as_str()))
+            .collect(),
+        leeway_s: to_i64(
+            "auth.leeway_s",
+            jwt.leeway_s.unwrap_or(DEFAULT_LEEWAY_S).min(86_400),
+        )?,
     })
 }
 
@@ -357,7 +450,9 @@ pub struct Registry {
 impl Registry {
     /// A registry serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Registry { current: ArcSwap::from_pointee(snapshot) }
+        Registry {
+            current: ArcSwap::from_pointee(snapshot),
+        }
     }
 
     /// The current snapshot, kept alive for as long as the caller holds it.

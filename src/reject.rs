@@ -74,8 +74,12 @@ impl Reject {
     /// One human sentence; never contains a token, secret or key.
     pub fn message(self) -> &'static str {
         match self {
-            Reject::MissingCredentials => "The request carries no credential: send API-Token or Authorization.",
-            Reject::MultipleCredentials => "The request carries more than one credential; send exactly one.",
+            Reject::MissingCredentials => {
+                "The request carries no credential: send API-Token or Authorization."
+            }
+            Reject::MultipleCredentials => {
+                "The request carries more than one credential; send exactly one."
+            }
             Reject::InvalidToken => "The credential is not valid for this API.",
             Reject::TokenExpired => "The token has expired.",
             Reject::TokenNotYetValid => "The token is not valid yet.",
@@ -96,14 +100,20 @@ impl Reject {
             Reject::MultipleCredentials
             | Reject::InvalidToken
             | Reject::TokenExpired
-            | Reject::TokenNotYetValid => Some("Bearer realm=\"tokengate\", error=\"invalid_token\""),
+            | Reject::TokenNotYetValid => {
+                Some("Bearer realm=\"tokengate\", error=\"invalid_token\"")
+            }
             _ => None,
         }
     }
 
     /// The JSON error body: `{"error":"…","message":"…"}`.
     pub fn body(self) -> String {
-        format!("{{\"error\":\"{}\",\"message\":\"{}\"}}", self.code(), self.message())
+        format!(
+            "{{\"error\":\"{}\",\"message\":\"{}\"}}",
+            self.code(),
+            self.message()
+        )
     }
 
     /// Every variant, for tests and metrics.
@@ -133,7 +143,10 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&reject.body()).unwrap();
             assert_eq!(body["error"], reject.code());
             assert!(body["message"].as_str().unwrap().ends_with('.'));
-            assert_eq!(reject.www_authenticate().is_some(), reject.status() == StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                reject.www_authenticate().is_some(),
+                reject.status() == StatusCode::UNAUTHORIZED
+            );
         }
     }
 }

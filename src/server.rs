@@ -38,8 +38,12 @@ impl Default for ServerLimits {
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` turns true, then drains (bounded).
-pub async fn serve<F, S, B>(listener: TcpListener, make_service: F, limits: ServerLimits, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<F, S, B>(
+    listener: TcpListener,
+    make_service: F,
+    limits: ServerLimits,
+    mut shutdown: watch::Receiver<bool>,
+) where
     F: Fn(SocketAddr) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
@@ -102,7 +106,10 @@ where
 
     // Drain: every connection returns its permit when done.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all)).await.is_err() {
+    if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown drain timed out; closing remaining connections");
     }
 }

@@ -90,9 +90,15 @@ mod tests {
         let b = generate().unwrap();
         assert_ne!(a.raw, b.raw);
         assert_eq!(a.raw.len(), 64);
-        assert!(a.raw.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(a
+            .raw
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_eq!(a.stored.last4, a.raw[60..]);
-        assert_eq!(parse_digest_hex(&a.stored.sha256), Some(token_digest(a.raw.as_bytes())));
+        assert_eq!(
+            parse_digest_hex(&a.stored.sha256),
+            Some(token_digest(a.raw.as_bytes()))
+        );
         assert!(!a.stored.sha256.contains(&a.raw));
     }
 

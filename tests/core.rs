@@ -19,7 +19,9 @@ use tokengate::token::{hex, token_digest};
 const NOW_MS: u64 = 1_795_910_400_000;
 
 fn data(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
 }
 
 fn read(path: &str) -> String {
@@ -31,7 +33,10 @@ fn peer() -> IpAddr {
 }
 
 fn stored(token: &str) -> StoredToken {
-    StoredToken { sha256: hex(&token_digest(token.as_bytes())), last4: token[token.len() - 4..].to_owned() }
+    StoredToken {
+        sha256: hex(&token_digest(token.as_bytes())),
+        last4: token[token.len() - 4..].to_owned(),
+    }
 }
 
 /// A state with one collection (`/api/ping`), one client and one profile holding `token`.
@@ -47,11 +52,20 @@ fn state_with(token: &str, auth: AuthConfig) -> State {
                 method: "GET".into(),
                 path: "/ping".into(),
                 upstream: None,
-                response: Some(FixedResponse { status: 200, headers: Default::default(), body: serde_json::json!({"pong":true}) }),
+                response: Some(FixedResponse {
+                    status: 200,
+                    headers: Default::default(),
+                    body: serde_json::json!({"pong":true}),
+                }),
                 active: true,
             }],
         }],
-        clients: vec![Client { id: "cl1".into(), name: "Acme".into(), portal_key: "pk".into(), active: true }],
+        clients: vec![Client {
+            id: "cl1".into(),
+            name: "Acme".into(),
+            portal_key: "pk".into(),
+            active: true,
+        }],
         profiles: vec![Profile {
             id: "p1".into(),
             client_id: "cl1".into(),
@@ -84,21 +98,43 @@ fn jwt_auth(alg: JwtAlg) -> JwtConfig {
 
 fn bearer(token: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
     headers
 }
 
-fn decide(gate: &Gate, snapshot: &Snapshot, headers: &HeaderMap, now_ms: u64) -> (Result<(), Reject>, CacheUse) {
-    let request = Request { method: &Method::GET, path: "/api/ping", headers, peer: peer(), now_ms };
+fn decide(
+    gate: &Gate,
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    now_ms: u64,
+) -> (Result<(), Reject>, CacheUse) {
+    let request = Request {
+        method: &Method::GET,
+        path: "/api/ping",
+        headers,
+        peer: peer(),
+        now_ms,
+    };
     let verdict = gate.decide(snapshot, &request);
     (verdict.result.map(|_| ()), verdict.cache)
 }
 
 fn interop_profile(cases: &Value, name: &str) -> AuthConfig {
     let profile = &cases["profiles"][name];
-    let mut auth = jwt_auth(if profile["alg"] == "HS256" { JwtAlg::HS256 } else { JwtAlg::RS256 });
+    let mut auth = jwt_auth(if profile["alg"] == "HS256" {
+        JwtAlg::HS256
+    } else {
+        JwtAlg::RS256
+    });
     if let Some(file) = profile["secret_file"].as_str() {
-        auth.secret = Some(read(&format!("jwt-interop/{file}")).trim_end_matches(['\r', '\n']).to_owned());
+        auth.secret = Some(
+            read(&format!("jwt-interop/{file}"))
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        );
     }
     if let Some(file) = profile["public_key_file"].as_str() {
         auth.public_key = Some(read(&format!("jwt-interop/{file}")));
@@ -113,7 +149,10 @@ fn every_interop_case_gives_its_expected_outcome() {
     let mut checked = 0;
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let state = state_with(sub, interop_profile(&cases, case["profile"].as_str().unwrap()));
+        let state = state_with(
+            sub,
+            interop_profile(&cases, case["profile"].as_str().unwrap()),
+        );
         let snapshot = Snapshot::build(&state, None).unwrap();
         for capacity in [0, 100] {
             let gate = Gate::new(capacity);
@@ -125,7 +164,11 @@ fn every_interop_case_gives_its_expected_outcome() {
                     Ok(()) => "ok",
                     Err(reject) => reject.code(),
                 };
-                assert_eq!(got, case["expect"].as_str().unwrap(), "case {name} (cache capacity {capacity})");
+                assert_eq!(
+                    got,
+                    case["expect"].as_str().unwrap(),
+                    "case {name} (cache capacity {capacity})"
+                );
             }
         }
         checked += 1;
@@ -138,7 +181,9 @@ fn every_interop_case_gives_its_expected_outcome() {
 fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
     let mut auth = jwt_auth(JwtAlg::RS256);
     auth.public_key = Some(read("jwt-interop/rsa1024.spki.pem"));
-    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None).err().unwrap();
+    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
+        .err()
+        .unwrap();
     assert_eq!(error.field, "auth.public_key");
 }
 
@@ -146,7 +191,9 @@ fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
 fn short_hs256_secrets_are_refused() {
     let mut auth = jwt_auth(JwtAlg::HS256);
     auth.secret = Some("x".repeat(31));
-    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None).err().unwrap();
+    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
+        .err()
+        .unwrap();
     assert_eq!(error.field, "auth.secret");
 }
 
@@ -155,10 +202,22 @@ fn rfc_jwt_checks(token: &str, verify: impl Fn(&[u8], &[u8]) -> bool, alg: JwtAl
     assert_eq!(parsed.alg, alg);
     assert_eq!(parsed.claims.exp, Some(1_300_819_380));
     let mut buf = [0u8; MAX_SIGNATURE_LEN];
-    assert!(verify(parsed.signing_input, parsed.signature(&mut buf).unwrap()));
-    let rules = jwt::ClaimRules { leeway_s: 0, ..Default::default() };
-    assert_eq!(jwt::check_claims(&parsed.claims, &rules, 1_300_819_379), Ok(()));
-    assert_eq!(jwt::check_claims(&parsed.claims, &rules, 1_300_819_380), Err(Reject::TokenExpired));
+    assert!(verify(
+        parsed.signing_input,
+        parsed.signature(&mut buf).unwrap()
+    ));
+    let rules = jwt::ClaimRules {
+        leeway_s: 0,
+        ..Default::default()
+    };
+    assert_eq!(
+        jwt::check_claims(&parsed.claims, &rules, 1_300_819_379),
+        Ok(())
+    );
+    assert_eq!(
+        jwt::check_claims(&parsed.claims, &rules, 1_300_819_380),
+        Err(Reject::TokenExpired)
+    );
 }
 
 #[test]
@@ -169,21 +228,36 @@ fn rfc7515_a1_hs256_and_a2_rs256_verify_and_7519_unsecured_is_rejected() {
     let a1 = &rfc["A.1"];
     let standard_k = base64::engine::general_purpose::STANDARD.encode(b64(&a1["jwk_k"]));
     let hmac = HmacKey::from_secret(&standard_k, true).unwrap();
-    rfc_jwt_checks(a1["token"].as_str().unwrap(), |m, s| hmac.verify(m, s), JwtAlg::HS256);
+    rfc_jwt_checks(
+        a1["token"].as_str().unwrap(),
+        |m, s| hmac.verify(m, s),
+        JwtAlg::HS256,
+    );
 
     let a2 = &rfc["A.2"];
     let rsa = RsaPublicKey::from_components(&b64(&a2["jwk_n"]), &b64(&a2["jwk_e"])).unwrap();
-    rfc_jwt_checks(a2["token"].as_str().unwrap(), |m, s| rsa.verify(m, s), JwtAlg::RS256);
+    rfc_jwt_checks(
+        a2["token"].as_str().unwrap(),
+        |m, s| rsa.verify(m, s),
+        JwtAlg::RS256,
+    );
 
     let unsecured = rfc["6.1_unsecured"]["token"].as_str().unwrap();
-    assert_eq!(jwt::parse(unsecured.as_bytes()).unwrap_err(), Reject::InvalidToken);
+    assert_eq!(
+        jwt::parse(unsecured.as_bytes()).unwrap_err(),
+        Reject::InvalidToken
+    );
 }
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789ab";
 
 fn hs256(claims: &str) -> String {
     let key = HmacKey::from_secret(SECRET, false).unwrap();
-    let input = format!("{}.{}", BASE64URL.encode(r#"{"alg":"HS256","typ":"JWT"}"#), BASE64URL.encode(claims));
+    let input = format!(
+        "{}.{}",
+        BASE64URL.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        BASE64URL.encode(claims)
+    );
     let signature = key.sign(input.as_bytes());
     format!("{input}.{}", BASE64URL.encode(signature))
 }
@@ -202,10 +276,22 @@ fn cache_hits_repeat_tokens_and_refresh_or_disable_fails_them_at_once() {
     let snapshot = Snapshot::build(&state, None).unwrap();
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS), (Ok(()), CacheUse::Miss));
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS), (Ok(()), CacheUse::Hit));
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS),
+        (Ok(()), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS),
+        (Ok(()), CacheUse::Hit)
+    );
 
-    let request = Request { method: &Method::GET, path: "/api/ping", headers: &headers, peer: peer(), now_ms: NOW_MS };
+    let request = Request {
+        method: &Method::GET,
+        path: "/api/ping",
+        headers: &headers,
+        peer: peer(),
+        now_ms: NOW_MS,
+    };
     let verdict = gate.decide(&snapshot, &request);
     let admitted = verdict.result.ok().unwrap();
     assert_eq!(admitted.identity.caller_name(), Some("Ann"));
@@ -215,20 +301,37 @@ fn cache_hits_repeat_tokens_and_refresh_or_disable_fails_them_at_once() {
     // Disable: the cached token fails on the very next check.
     state.profiles[0].active = false;
     let disabled = Snapshot::build(&state, Some(&snapshot)).unwrap();
-    assert_eq!(decide(&gate, &disabled, &headers, NOW_MS).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &disabled, &headers, NOW_MS).0,
+        Err(Reject::InvalidToken)
+    );
     // Client disabled: same.
     state.profiles[0].active = true;
     state.clients[0].active = false;
     let client_off = Snapshot::build(&state, Some(&snapshot)).unwrap();
-    assert_eq!(decide(&gate, &client_off, &headers, NOW_MS).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &client_off, &headers, NOW_MS).0,
+        Err(Reject::InvalidToken)
+    );
     state.clients[0].active = true;
-    assert_eq!(decide(&gate, &Snapshot::build(&state, None).unwrap(), &headers, NOW_MS), (Ok(()), CacheUse::Hit));
+    assert_eq!(
+        decide(
+            &gate,
+            &Snapshot::build(&state, None).unwrap(),
+            &headers,
+            NOW_MS
+        ),
+        (Ok(()), CacheUse::Hit)
+    );
 
     // Refresh: a new token and generation; the old JWT names a token that no longer exists.
     state.profiles[0].token = stored(&"e".repeat(64));
     state.profiles[0].generation += 1;
     let refreshed = Snapshot::build(&state, Some(&snapshot)).unwrap();
-    assert_eq!(decide(&gate, &refreshed, &headers, NOW_MS).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &refreshed, &headers, NOW_MS).0,
+        Err(Reject::InvalidToken)
+    );
 }
 
 #[test]
@@ -238,24 +341,48 @@ fn grace_keeps_the_previous_token_until_its_deadline_even_when_cached() {
     let mut state = hs256_state(&old);
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
-    assert_eq!(decide(&gate, &Snapshot::build(&state, None).unwrap(), &headers, NOW_MS).0, Ok(()));
+    assert_eq!(
+        decide(
+            &gate,
+            &Snapshot::build(&state, None).unwrap(),
+            &headers,
+            NOW_MS
+        )
+        .0,
+        Ok(())
+    );
 
-    state.profiles[0].previous_token = Some(GraceToken { sha256: state.profiles[0].token.sha256.clone(), valid_until_ms: NOW_MS + 10_000 });
+    state.profiles[0].previous_token = Some(GraceToken {
+        sha256: state.profiles[0].token.sha256.clone(),
+        valid_until_ms: NOW_MS + 10_000,
+    });
     state.profiles[0].token = stored(&"b".repeat(64));
     state.profiles[0].generation += 1;
     let snapshot = Snapshot::build(&state, None).unwrap();
     assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 1).0, Ok(()));
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 2), (Ok(()), CacheUse::Hit));
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 10_000).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS + 2),
+        (Ok(()), CacheUse::Hit)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS + 10_000).0,
+        Err(Reject::InvalidToken)
+    );
 
     // Raw auth tokens follow the same deadline.
     let mut token_state = state_with(&"b".repeat(64), AuthConfig::Token);
-    token_state.profiles[0].previous_token = Some(GraceToken { sha256: stored(&old).sha256, valid_until_ms: NOW_MS + 10_000 });
+    token_state.profiles[0].previous_token = Some(GraceToken {
+        sha256: stored(&old).sha256,
+        valid_until_ms: NOW_MS + 10_000,
+    });
     let snapshot = Snapshot::build(&token_state, None).unwrap();
     let mut api_token = HeaderMap::new();
     api_token.insert("api-token", HeaderValue::from_str(&old).unwrap());
     assert_eq!(decide(&gate, &snapshot, &api_token, NOW_MS).0, Ok(()));
-    assert_eq!(decide(&gate, &snapshot, &api_token, NOW_MS + 10_000).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &snapshot, &api_token, NOW_MS + 10_000).0,
+        Err(Reject::InvalidToken)
+    );
 }
 
 #[test]
@@ -266,9 +393,18 @@ fn a_cached_token_still_expires() {
     let snapshot = Snapshot::build(&hs256_state(&auth_token), None).unwrap();
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS), (Ok(()), CacheUse::Miss));
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 60_000), (Ok(()), CacheUse::Hit));
-    assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 70_000), (Err(Reject::TokenExpired), CacheUse::NotUsed));
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS),
+        (Ok(()), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS + 60_000),
+        (Ok(()), CacheUse::Hit)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &headers, NOW_MS + 70_000),
+        (Err(Reject::TokenExpired), CacheUse::NotUsed)
+    );
 }
 
 #[test]
@@ -278,10 +414,16 @@ fn auth_method_must_match_the_profile() {
     let jwt_profile = Snapshot::build(&hs256_state(&auth_token), None).unwrap();
     let gate = Gate::new(100);
     let jwt = hs256(&format!(r#"{{"sub":"{auth_token}"}}"#));
-    assert_eq!(decide(&gate, &token_profile, &bearer(&jwt), NOW_MS).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &token_profile, &bearer(&jwt), NOW_MS).0,
+        Err(Reject::InvalidToken)
+    );
     let mut raw = HeaderMap::new();
     raw.insert("api-token", HeaderValue::from_str(&auth_token).unwrap());
-    assert_eq!(decide(&gate, &jwt_profile, &raw, NOW_MS).0, Err(Reject::InvalidToken));
+    assert_eq!(
+        decide(&gate, &jwt_profile, &raw, NOW_MS).0,
+        Err(Reject::InvalidToken)
+    );
     assert_eq!(decide(&gate, &token_profile, &raw, NOW_MS).0, Ok(()));
 }
 
@@ -293,8 +435,17 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
     let gate = Gate::new(0);
     let ask = |state: &State, path: &str| {
         let snapshot = Snapshot::build(state, None).unwrap();
-        let request = Request { method: &Method::GET, path, headers: &raw, peer: peer(), now_ms: NOW_MS };
-        gate.decide(&snapshot, &request).result.map(|_| ()).map_err(|r| r.code())
+        let request = Request {
+            method: &Method::GET,
+            path,
+            headers: &raw,
+            peer: peer(),
+            now_ms: NOW_MS,
+        };
+        gate.decide(&snapshot, &request)
+            .result
+            .map(|_| ())
+            .map_err(|r| r.code())
     };
     let mut state = state_with(&auth_token, AuthConfig::Token);
     assert_eq!(ask(&state, "/api/ping"), Ok(()));
@@ -314,9 +465,20 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
     assert_eq!(ask(&state, "/api/ping"), Err("not_found"));
     state.collections[0].endpoints[0].active = true;
 
-    state.profiles[0].policy = Some(Policy { rate_limit: Some(RateLimit { requests: 2, per_s: 60 }) });
+    state.profiles[0].policy = Some(Policy {
+        rate_limit: Some(RateLimit {
+            requests: 2,
+            per_s: 60,
+        }),
+    });
     let snapshot = Snapshot::build(&state, None).unwrap();
-    let request = Request { method: &Method::GET, path: "/api/ping", headers: &raw, peer: peer(), now_ms: NOW_MS };
+    let request = Request {
+        method: &Method::GET,
+        path: "/api/ping",
+        headers: &raw,
+        peer: peer(),
+        now_ms: NOW_MS,
+    };
     assert!(gate.decide(&snapshot, &request).result.is_ok());
     assert!(gate.decide(&snapshot, &request).result.is_ok());
     match gate.decide(&snapshot, &request).result {
@@ -325,7 +487,10 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
     }
     // The limiter survives a rebuild with the same policy.
     let rebuilt = Snapshot::build(&state, Some(&snapshot)).unwrap();
-    assert!(matches!(gate.decide(&rebuilt, &request).result, Err(Reject::RateLimited { .. })));
+    assert!(matches!(
+        gate.decide(&rebuilt, &request).result,
+        Err(Reject::RateLimited { .. })
+    ));
 }
 
 #[test]
@@ -334,7 +499,16 @@ fn unknown_tokens_are_rejected_before_signature_work() {
     let gate = Gate::new(100);
     // Signed with a key nobody has, naming a token nobody has: invalid_token, never cached.
     let jwt = hs256(r#"{"sub":"unknown"}"#);
-    assert_eq!(decide(&gate, &snapshot, &bearer(&jwt), NOW_MS), (Err(Reject::InvalidToken), CacheUse::Miss));
-    assert_eq!(decide(&gate, &snapshot, &bearer(&jwt), NOW_MS), (Err(Reject::InvalidToken), CacheUse::Miss));
-    assert_eq!(decide(&gate, &snapshot, &HeaderMap::new(), NOW_MS).0, Err(Reject::MissingCredentials));
+    assert_eq!(
+        decide(&gate, &snapshot, &bearer(&jwt), NOW_MS),
+        (Err(Reject::InvalidToken), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &bearer(&jwt), NOW_MS),
+        (Err(Reject::InvalidToken), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide(&gate, &snapshot, &HeaderMap::new(), NOW_MS).0,
+        Err(Reject::MissingCredentials)
+    );
 }

@@ -1,0 +1,193 @@
+//! Wiring of `tokengate serve`: store, admin key, registry, data plane and admin listeners, shutdown.
+//!
+//! [`start`] is also what tests and the bench harness call to run a real server in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{serve_admin, Admin, ApiError};
+use crate::door::{DoorLimits, DoorService, FrontDoor};
+use crate::metrics::Metrics;
+use crate::server::{serve, ServerLimits};
+use crate::store::{load_or_create_admin_key, AdminKeySource, FileStore, Store};
+
+/// Everything `serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data-plane address.
+    pub listen: SocketAddr,
+    /// Admin API address.
+    pub admin_listen: SocketAddr,
+    /// Directory of the file store and `admin.key`.
+    pub data_dir: PathBuf,
+    /// Verified-token cache capacity (0 turns it off).
+    pub cache_capacity: u64,
+    /// Seed a demo collection, client and token profile on an empty store.
+    pub demo: bool,
+    /// How long an upstream may take to start answering.
+    pub upstream_timeout: Duration,
+    /// Header and body size limits.
+    pub door_limits: DoorLimits,
+    /// Connection limits of the data plane.
+    pub server_limits: ServerLimits,
+    /// Admin key from the environment (`TOKENGATE_ADMIN_KEY`), overriding `admin.key`.
+    pub admin_key: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            data_dir: PathBuf::from("tokengate-data"),
+            cache_capacity: 1_000_000,
+            demo: false,
+            upstream_timeout: Duration::from_secs(30),
+            door_limits: DoorLimits::default(),
+            server_limits: ServerLimits::default(),
+            admin_key: None,
+        }
+    }
+}
+
+/// Why the server could not start; the message says what to do.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running server.
+pub struct Running {
+    /// Where the data plane listens.
+    pub data_addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The data plane.
+    pub door: Arc<FrontDoor>,
+    /// The admin API.
+    pub admin: Arc<Admin>,
+    /// Where the admin key came from.
+    pub admin_key_source: AdminKeySource,
+    /// The demo profile's auth token, when `--demo` seeded an empty store.
+    pub demo_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (bounded), and returns when both listeners are done.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the data plane and the admin API.
+pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
+    let store = FileStore::open(&config.data_dir).map_err(|e| StartError(e.to_string()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let (admin_key, admin_key_source) =
+        load_or_create_admin_key(&config.data_dir, config.admin_key.clone())
+            .map_err(|e| StartError(e.to_string()))?;
+
+    let data_listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        StartError(format!(
+            "cannot listen on {} (data plane): {e}",
+            config.listen
+        ))
+    })?;
+    let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+        StartError(format!(
+            "cannot listen on {} (admin API): {e}",
+            config.admin_listen
+        ))
+    })?;
+    let data_addr = data_listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+
+    let metrics = Arc::new(Metrics::default());
+    let door_cell: Arc<OnceLock<Arc<FrontDoor>>> = Arc::new(OnceLock::new());
+    let render = {
+        let door_cell = door_cell.clone();
+        Arc::new(move || {
+            door_cell
+                .get()
+                .map(|door| door.render_metrics())
+                .unwrap_or_default()
+        })
+    };
+    let admin = Admin::open(store, admin_key, format!("http://{data_addr}"), render)
+        .map_err(|e| StartError(e.to_string()))?;
+    let admin = Arc::new(admin);
+
+    let mut demo_token = None;
+    if config.demo {
+        demo_token = admin
+            .update(|state| {
+                if !state.collections.is_empty()
+                    || !state.clients.is_empty()
+                    || !state.profiles.is_empty()
+                {
+                    return Ok(None);
+                }
+                crate::demo::seed_demo(state)
+                    .map(Some)
+                    .map_err(|e| ApiError::internal(&e.to_string()))
+            })
+            .await
+            .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
+    }
+
+    let door = Arc::new(FrontDoor::new(
+        admin.registry(),
+        config.cache_capacity,
+        config.upstream_timeout,
+        config.door_limits,
+        metrics,
+    ));
+    let _ = door_cell.set(door.clone());
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let data_task = {
+        let door = door.clone();
+        let shutdown_rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            serve(
+                data_listener,
+                move |peer| DoorService::new(door.clone(), peer),
+                config.server_limits,
+                shutdown_rx,
+            )
+            .await;
+        })
+    };
+    let admin_task = tokio::spawn(serve_admin(admin_listener, admin.clone(), shutdown_rx));
+    Ok(Running {
+        data_addr,
+        admin_addr,
+        door,
+        admin,
+        admin_key_source,
+        demo_token,
+        shutdown,
+        tasks: vec![data_task, admin_task],
+    })
+}
