@@ -548,6 +548,7 @@ if meta["haproxy"]:
     print(f"haproxy {meta['haproxy']['version']} nbthread {meta['haproxy']['nbthread']}   token signer: {meta['token_signer']}")
 else:
     print(f"token signer: {meta['token_signer']}")
+print(f"notes: {meta['notes']}")
 print()
 print(f"{'scenario':<11} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  {'runs':>4}  errors")
 for scenario, row in summary.items():
