@@ -63,6 +63,7 @@ STARTUP_TIMEOUT_S=15
 
 WORK=""                 # temp dir with keys, tokens, configs, logs, results
 CHILD_PIDS=()           # every server this script started
+WRK_PID=""              # the wrk run in progress, if any
 RUN_PROBLEMS=0          # runs or preflight checks that went wrong
 declare -A URL          # URL[system] / URL[system:scenario] where a scenario needs its own
 declare -A SERVER_PID   # SERVER_PID[name] for liveness checks
@@ -182,6 +183,7 @@ stop_children() {
 }
 
 cleanup() {
+    [[ -n $WRK_PID ]] && kill -TERM "$WRK_PID" 2>/dev/null
     stop_children
     if [[ -n $WORK && -d $WORK ]]; then
         if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -455,8 +457,13 @@ run_one() {
     url=$(url_for "$system" "$scenario")
     want=$(expected_status "$system" "$scenario")
     wrk_inputs_for "$scenario"
-    output=$(env "${WRK_ENV[@]}" timeout $(($(duration_seconds) + 30)) \
-        wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${WRK_ARGS[@]}" "$url" 2>&1) || true
+    # In the background so that a signal interrupts `wait` and cleanup can stop wrk too.
+    env "${WRK_ENV[@]}" timeout $(($(duration_seconds) + 30)) \
+        wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${WRK_ARGS[@]}" "$url" >"$WORK/wrk.out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || true
+    WRK_PID=""
+    output=$(<"$WORK/wrk.out")
     result=$(sed -n 's/^TG_RESULT //p' <<<"$output")
     if [[ -z $result ]]; then
         loud "RUN FAILED: $system/$scenario round $round: wrk printed no result:"$'\n'"$output"
