@@ -29,14 +29,17 @@ async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> std::io::Result<()> {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".to_string());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8090".to_string());
     let listener = TcpListener::bind(&address).await?;
     eprintln!("hello: listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(hello));
+            let connection =
+                http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(hello));
             if let Err(error) = connection.await {
                 eprintln!("hello: connection error: {error}");
             }
