@@ -3,6 +3,7 @@
 mod admin_client;
 mod admin_cmds;
 mod failure;
+mod jwt_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Client(admin_cmds::ClientArgs),
     /// Manage access profiles (a client's token or JWT key and policy) through the admin API.
     Profile(admin_cmds::ProfileArgs),
+    /// Sign JWTs as a client would.
+    Jwt(jwt_cmd::JwtArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -37,5 +40,6 @@ pub fn run() -> i32 {
         Command::Collection(args) => admin_cmds::run_collection(args),
         Command::Client(args) => admin_cmds::run_client(args),
         Command::Profile(args) => admin_cmds::run_profile(args),
+        Command::Jwt(args) => jwt_cmd::run(args),
     }
 }
