@@ -1,5 +1,9 @@
 //! The command line: `serve`, the admin API from the shell, `jwt sign`, `bench`.
 
+mod admin_client;
+mod admin_cmds;
+mod failure;
+mod jwt_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +22,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the front door (data plane) and the admin API.
     Serve(serve::ServeArgs),
+    /// Manage collections (groups of endpoints) through the admin API.
+    Collection(admin_cmds::CollectionArgs),
+    /// Manage clients (the callers' organisations) through the admin API.
+    Client(admin_cmds::ClientArgs),
+    /// Manage access profiles (a client's token or JWT key and policy) through the admin API.
+    Profile(admin_cmds::ProfileArgs),
+    /// Sign JWTs as a client would.
+    Jwt(jwt_cmd::JwtArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -25,5 +37,9 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Collection(args) => admin_cmds::run_collection(args),
+        Command::Client(args) => admin_cmds::run_client(args),
+        Command::Profile(args) => admin_cmds::run_profile(args),
+        Command::Jwt(args) => jwt_cmd::run(args),
     }
 }
