@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the front door (data plane) and the admin API.
     Serve(serve::ServeArgs),
+    /// Benchmark an in-process front door with an in-process load generator.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -25,5 +27,6 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
