@@ -47,6 +47,16 @@ pub struct ScenarioResult {
     pub p999_us: f64,
     /// Largest latency, microseconds.
     pub max_us: f64,
+    /// CPU time of the server runtime's threads during the measured phase, seconds (with the
+    /// shared layout it includes the generator); `null` where `/proc` is not available.
+    pub server_cpu_s: Option<f64>,
+    /// CPU time of the generator runtime's threads, seconds (split layout only).
+    pub load_cpu_s: Option<f64>,
+    /// Server CPU time per response, microseconds: the work a request cost, whatever share of
+    /// the cores the run was given.
+    pub cpu_us_per_request: Option<f64>,
+    /// Server CPU time over wall time: how many cores the server actually got.
+    pub server_cores: Option<f64>,
     /// Token-cache hits counted by the server during the measured phase.
     pub cache_hits: u64,
     /// Token-cache misses counted by the server during the measured phase.
@@ -86,7 +96,18 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// The header lines of the table (each starts with `#`).
+/// Widths of the table's columns after the scenario name.
+const COLUMNS: [(&str, usize); 7] = [
+    ("req/s", 9),
+    ("p50 µs", 9),
+    ("p99 µs", 9),
+    ("cache hit", 10),
+    ("errors", 7),
+    ("cpu µs/req", 11),
+    ("server cores", 13),
+];
+
+/// The header lines of the table (each starts with `#`), then the column titles.
 pub fn header(info: &RunInfo) -> String {
     let layout = if info.layout == "split" {
         format!(
@@ -95,19 +116,21 @@ pub fn header(info: &RunInfo) -> String {
         )
     } else {
         format!(
-            "shared: one runtime of {} worker(s) for server and load generator",
+            "shared: one runtime of {} worker(s) for server and load generator \
+             (cpu columns include the generator)",
             info.server_threads
         )
     };
-    format!(
+    let mut text = format!(
         "# tokengate bench · {} · {} cores · {} connections · {} per scenario\n\
          # layout: {layout}\n\
          # generator: raw HTTP/1.1 over keep-alive connections, sequential requests on each\n\
          # rs256-miss: {}\n\
          # unknown: {}\n\
          # forward: {}\n\
+         # cpu µs/req: server CPU time per request; server cores: server CPU time / wall time\n\
          #\n\
-         {:<12} {:>10} {:>9} {:>9} {:>10} {:>7} {:>10}",
+         {:<12}",
         info.date,
         info.cores,
         info.connections,
@@ -116,13 +139,22 @@ pub fn header(info: &RunInfo) -> String {
         info.unknown,
         info.forward,
         "scenario",
-        "req/s",
-        "p50 µs",
-        "p99 µs",
-        "cache hit",
-        "errors",
-        "requests",
-    )
+    );
+    for (title, width) in COLUMNS {
+        text.push_str(&format!(" {title:>width$}"));
+    }
+    text
+}
+
+/// A latency in microseconds, with as many decimals as make sense.
+fn micros(us: f64) -> String {
+    if us >= 100.0 {
+        format!("{us:.0}")
+    } else if us >= 10.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.2}")
+    }
 }
 
 /// One table row, starting with the scenario's name.
@@ -132,16 +164,23 @@ pub fn row(result: &ScenarioResult) -> String {
         (false, Some(ratio)) => format!("{:.1}%", ratio * 100.0),
         (false, None) => "—".to_string(),
     };
-    format!(
-        "{:<12} {:>10.0} {:>9.1} {:>9.1} {:>10} {:>7} {:>10}",
-        result.scenario,
-        result.requests_per_s,
-        result.p50_us,
-        result.p99_us,
+    let or_dash = |value: Option<f64>, decimals: usize| {
+        value.map_or_else(|| "—".to_string(), |v| format!("{v:.decimals$}"))
+    };
+    let cells = [
+        format!("{:.0}", result.requests_per_s),
+        micros(result.p50_us),
+        micros(result.p99_us),
         cache,
-        result.errors,
-        result.requests,
-    )
+        result.errors.to_string(),
+        or_dash(result.cpu_us_per_request, 1),
+        or_dash(result.server_cores, 2),
+    ];
+    let mut line = format!("{:<12}", result.scenario);
+    for (cell, (_, width)) in cells.iter().zip(COLUMNS) {
+        line.push_str(&format!(" {cell:>width$}"));
+    }
+    line
 }
 
 /// The current UTC date and time as `YYYY-MM-DD HH:MM UTC`.
@@ -202,6 +241,10 @@ mod tests {
             p99_us: 2.0,
             p999_us: 2.0,
             max_us: 2.0,
+            server_cpu_s: Some(0.5),
+            load_cpu_s: None,
+            cpu_us_per_request: Some(12.5),
+            server_cores: Some(0.9),
             cache_hits: 0,
             cache_misses: 0,
             cache_hit_ratio: None,
