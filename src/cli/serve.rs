@@ -56,12 +56,15 @@ impl ServeArgs {
             cache_capacity: self.cache_capacity,
             demo: self.demo,
             upstream_timeout: Duration::from_secs(self.upstream_timeout_s.max(1)),
-            admin_key: std::env::var("TOKENGATE_ADMIN_KEY").ok().filter(|k| !k.is_empty()),
+            admin_key: std::env::var("TOKENGATE_ADMIN_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
             ..ServeConfig::default()
         };
         config.door_limits.max_body_bytes = self.max_body_bytes;
         config.server_limits.max_connections = self.max_connections.max(1);
-        config.server_limits.header_read_timeout = Duration::from_secs(self.header_read_timeout_s.clamp(1, 30));
+        config.server_limits.header_read_timeout =
+            Duration::from_secs(self.header_read_timeout_s.clamp(1, 30));
         config
     }
 }
@@ -117,7 +120,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
@@ -133,6 +139,10 @@ async fn wait_for_signal() {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENGATE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
