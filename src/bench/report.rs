@@ -111,12 +111,12 @@ const COLUMNS: [(&str, usize); 7] = [
 pub fn header(info: &RunInfo) -> String {
     let layout = if info.layout == "split" {
         format!(
-            "split: server runtime {} worker(s), load-generator runtime {} worker(s)",
+            "split — server runtime {} worker(s), load-generator runtime {} worker(s)",
             info.server_threads, info.load_threads
         )
     } else {
         format!(
-            "shared: one runtime of {} worker(s) for server and load generator \
+            "shared — one runtime of {} worker(s) for server and load generator \
              (cpu columns include the generator)",
             info.server_threads
         )
