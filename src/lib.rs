@@ -16,10 +16,12 @@
 //! Verification core (no I/O): [`credential`], [`jwt`], [`keys`], [`cache`], [`gate`],
 //! [`registry`], [`route`], [`ratelimit`], [`cidr`], [`token`], [`reject`], [`model`].
 //! Edges (I/O): [`server`], [`door`], [`forward`], [`respond`], [`admin`], [`store`], [`metrics`].
-//! Tools: [`signing`] and [`jwt_sign`] (client-side JWT signing), [`demo`] (seed data).
+//! Tools: [`signing`] and [`jwt_sign`] (client-side JWT signing), [`demo`] (seed data),
+//! [`bench`] (`tokengate bench`, the embedded benchmark harness).
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod cache;
 pub mod cidr;
 pub mod cli;
