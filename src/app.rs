@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{serve_admin, Admin, ApiError};
-use crate::door::{DoorLimits, DoorService, FrontDoor};
+use crate::door::{DoorLimits, FrontDoor};
+use crate::layout::{self, Layout};
 use crate::metrics::Metrics;
-use crate::server::{serve, ServerLimits};
+use crate::server::ServerLimits;
 use crate::store::{load_or_create_admin_key, AdminKeySource, FileStore, Store};
 
 /// Everything `serve` can be told.
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub door_limits: DoorLimits,
     /// Connection limits of the data plane.
     pub server_limits: ServerLimits,
+    /// How the data plane uses the cores.
+    pub layout: Layout,
     /// Admin key from the environment (`TOKENGATE_ADMIN_KEY`), overriding `admin.key`.
     pub admin_key: Option<String>,
 }
@@ -52,6 +55,7 @@ impl Default for ServeConfig {
             door_limits: DoorLimits::default(),
             server_limits: ServerLimits::default(),
             admin_key: None,
+            layout: Layout::per_core(),
         }
     }
 }
@@ -104,7 +108,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         load_or_create_admin_key(&config.data_dir, config.admin_key.clone())
             .map_err(|e| StartError(e.to_string()))?;
 
-    let data_listener = TcpListener::bind(config.listen).await.map_err(|e| {
+    let data_listeners = layout::bind(config.listen, config.layout).map_err(|e| {
         StartError(format!(
             "cannot listen on {} (data plane): {e}",
             config.listen
@@ -116,9 +120,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
             config.admin_listen
         ))
     })?;
-    let data_addr = data_listener
-        .local_addr()
-        .map_err(|e| StartError(e.to_string()))?;
+    let data_addr = data_listeners.addr;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
@@ -166,20 +168,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     let _ = door_cell.set(door.clone());
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let data_task = {
-        let door = door.clone();
-        let shutdown_rx = shutdown_rx.clone();
-        tokio::spawn(async move {
-            serve(
-                data_listener,
-                move |peer| DoorService::new(door.clone(), peer),
-                config.server_limits,
-                shutdown_rx,
-            )
-            .await;
-        })
-    };
-    let admin_task = tokio::spawn(serve_admin(admin_listener, admin.clone(), shutdown_rx));
+    let mut tasks = layout::spawn_data_plane(
+        data_listeners,
+        door.clone(),
+        config.server_limits,
+        shutdown_rx.clone(),
+    )
+    .map_err(|e| StartError(format!("cannot start the data plane: {e}")))?;
+    tasks.push(tokio::spawn(serve_admin(
+        admin_listener,
+        admin.clone(),
+        shutdown_rx,
+    )));
     Ok(Running {
         data_addr,
         admin_addr,
@@ -188,6 +188,6 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         admin_key_source,
         demo_token,
         shutdown,
-        tasks: vec![data_task, admin_task],
+        tasks,
     })
 }

@@ -33,6 +33,7 @@ pub mod gate;
 pub mod jwt;
 pub mod jwt_sign;
 pub mod keys;
+pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod ratelimit;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::app::{start, ServeConfig};
+use crate::layout::Layout;
 use crate::store::AdminKeySource;
 
 /// Flags of `tokengate serve`.
@@ -45,6 +46,10 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Runtime layout of the data plane: `per-core` (one single-threaded runtime and
+    /// SO_REUSEPORT listener per core) or `shared` (one work-stealing runtime).
+    #[arg(long, default_value = "per-core")]
+    pub layout: Layout,
 }
 
 impl ServeArgs {
@@ -59,6 +64,10 @@ impl ServeArgs {
             admin_key: std::env::var("TOKENGATE_ADMIN_KEY")
                 .ok()
                 .filter(|k| !k.is_empty()),
+            layout: match (self.layout, self.threads) {
+                (Layout::PerCore(_), Some(threads)) => Layout::PerCore(threads.max(1)),
+                (layout, _) => layout,
+            },
             ..ServeConfig::default()
         };
         config.door_limits.max_body_bytes = self.max_body_bytes;
