@@ -137,6 +137,18 @@ async fn every_acknowledged_profile_survives_kill_9() {
     assert!(profiles["profiles"].as_array().unwrap().len() >= acknowledged.len());
 }
 
+/// Panics unless connecting to `addr` is refused within `limit`.
+async fn refused_within(addr: std::net::SocketAddr, limit: Duration) {
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            started.elapsed() < limit,
+            "{addr} still accepts connections after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
     let upstream = Upstream::echo_after(Duration::from_secs(1)).await;
@@ -170,6 +182,15 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
     });
     upstream.arrived().await;
     served.terminate();
+    // While the request drains, both listeners are closed: new clients are refused at once
+    // instead of waiting in the listen backlog for a server that will never accept them.
+    for addr in [served.data, served.admin.addr] {
+        refused_within(addr, Duration::from_millis(700)).await;
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the upstream takes 1 s, so the request is still in flight"
+    );
     let reply = in_flight.await.unwrap();
     reply.assert_status(200);
     assert_eq!(reply.json()["uri"], "/work");
