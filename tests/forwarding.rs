@@ -222,11 +222,12 @@ async fn bodies_over_the_limit_are_refused_with_413() {
         )
     };
 
-    // Declared by Content-Length.
+    // Declared by Content-Length: refused before the upstream is contacted.
     upload(vec![b'x'; 1025])
         .await
         .assert_error(413, "payload_too_large")
         .assert_free_of(&[token]);
+    assert_eq!(upstream.connections(), 0);
     let at_limit = upload(vec![b'x'; 1024]).await;
     at_limit.assert_status(200);
     assert_eq!(at_limit.json()["body_len"], 1024);

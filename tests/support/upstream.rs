@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// Notified each time a request (or, for [`Upstream::silent`], a connection) arrives.
     arrived: Arc<Notify>,
+    /// How many connections were accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -38,10 +41,11 @@ impl Upstream {
     pub async fn echo_after(delay: Duration) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let arrived = Arc::new(Notify::new());
-        let notify = arrived.clone();
+        let (arrived, connections) = (Arc::new(Notify::new()), Arc::new(AtomicUsize::new(0)));
+        let (notify, counter) = (arrived.clone(), connections.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
                 let notify = notify.clone();
                 let service = service_fn(move |request| {
                     notify.notify_one();
@@ -53,17 +57,22 @@ impl Upstream {
                 );
             }
         });
-        Upstream { addr, arrived }
+        Upstream {
+            addr,
+            arrived,
+            connections,
+        }
     }
 
     /// Accepts connections and reads them, but never answers.
     pub async fn silent() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let arrived = Arc::new(Notify::new());
-        let notify = arrived.clone();
+        let (arrived, connections) = (Arc::new(Notify::new()), Arc::new(AtomicUsize::new(0)));
+        let (notify, counter) = (arrived.clone(), connections.clone());
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
                 notify.notify_one();
                 tokio::spawn(async move {
                     let mut sink = [0u8; 4096];
@@ -71,12 +80,21 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, arrived }
+        Upstream {
+            addr,
+            arrived,
+            connections,
+        }
     }
 
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// How many connections it has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Resolves once a request has arrived (at once if one arrived since the last call).
