@@ -104,6 +104,9 @@ pub async fn serve<F, S, B>(
         });
     }
 
+    // Stop listening first: a client that connects while we drain is refused at once instead of
+    // waiting in the listen backlog for an accept that never comes.
+    drop(listener);
     // Drain: every connection returns its permit when done.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all))

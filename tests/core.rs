@@ -1,99 +1,26 @@
 //! The verification core end to end, without sockets: interop tokens (PyJWT, ssh-keygen, openssl),
 //! RFC 7515 vectors, and cache invalidation on refresh/disable — all with an injected clock.
 
+mod support;
+
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::Value;
+use support::fixtures::{interop_auth, jwt_config, read_data, state_with, stored};
 use tokengate::gate::{AuthKind, CacheUse, Gate, Request};
 use tokengate::jwt::{self, BASE64URL, MAX_SIGNATURE_LEN};
 use tokengate::keys::{HmacKey, RsaPublicKey};
 use tokengate::model::*;
 use tokengate::registry::Snapshot;
 use tokengate::reject::Reject;
-use tokengate::token::{hex, token_digest};
 
 /// 2026-11-29T00:00:00Z.
 const NOW_MS: u64 = 1_795_910_400_000;
 
-fn data(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(path)
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(data(path)).unwrap()
-}
-
 fn peer() -> IpAddr {
     "127.0.0.1".parse().unwrap()
-}
-
-fn stored(token: &str) -> StoredToken {
-    StoredToken {
-        sha256: hex(&token_digest(token.as_bytes())),
-        last4: token[token.len() - 4..].to_owned(),
-    }
-}
-
-/// A state with one collection (`/api/ping`), one client and one profile holding `token`.
-fn state_with(token: &str, auth: AuthConfig) -> State {
-    State {
-        collections: vec![Collection {
-            id: "col1".into(),
-            name: "API".into(),
-            path: "api".into(),
-            endpoints: vec![Endpoint {
-                id: "ep1".into(),
-                name: "ping".into(),
-                method: "GET".into(),
-                path: "/ping".into(),
-                upstream: None,
-                response: Some(FixedResponse {
-                    status: 200,
-                    headers: Default::default(),
-                    body: serde_json::json!({"pong":true}),
-                }),
-                active: true,
-            }],
-        }],
-        clients: vec![Client {
-            id: "cl1".into(),
-            name: "Acme".into(),
-            portal_key: "pk".into(),
-            active: true,
-        }],
-        profiles: vec![Profile {
-            id: "p1".into(),
-            client_id: "cl1".into(),
-            name: "main".into(),
-            collections: vec!["col1".into()],
-            auth,
-            active: true,
-            policy: None,
-            ip_allow: vec![],
-            token: stored(token),
-            previous_token: None,
-            generation: 1,
-        }],
-        ..State::default()
-    }
-}
-
-fn jwt_auth(alg: JwtAlg) -> JwtConfig {
-    JwtConfig {
-        alg,
-        secret: None,
-        secret_is_base64: false,
-        public_key: None,
-        required_claims: vec![],
-        max_lifetime_s: None,
-        allowed_issuers: vec![],
-        leeway_s: None,
-    }
 }
 
 fn bearer(token: &str) -> HeaderMap {
@@ -122,37 +49,14 @@ fn decide(
     (verdict.result.map(|_| ()), verdict.cache)
 }
 
-fn interop_profile(cases: &Value, name: &str) -> AuthConfig {
-    let profile = &cases["profiles"][name];
-    let mut auth = jwt_auth(if profile["alg"] == "HS256" {
-        JwtAlg::HS256
-    } else {
-        JwtAlg::RS256
-    });
-    if let Some(file) = profile["secret_file"].as_str() {
-        auth.secret = Some(
-            read(&format!("jwt-interop/{file}"))
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        );
-    }
-    if let Some(file) = profile["public_key_file"].as_str() {
-        auth.public_key = Some(read(&format!("jwt-interop/{file}")));
-    }
-    AuthConfig::Jwt(auth)
-}
-
 #[test]
 fn every_interop_case_gives_its_expected_outcome() {
-    let cases: Value = serde_json::from_str(&read("jwt-interop/cases.json")).unwrap();
+    let cases: Value = serde_json::from_str(&read_data("jwt-interop/cases.json")).unwrap();
     let sub = cases["sub"].as_str().unwrap();
     let mut checked = 0;
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let state = state_with(
-            sub,
-            interop_profile(&cases, case["profile"].as_str().unwrap()),
-        );
+        let state = state_with(sub, interop_auth(&cases, case["profile"].as_str().unwrap()));
         let snapshot = Snapshot::build(&state, None).unwrap();
         for capacity in [0, 100] {
             let gate = Gate::new(capacity);
@@ -179,8 +83,8 @@ fn every_interop_case_gives_its_expected_outcome() {
 
 #[test]
 fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
-    let mut auth = jwt_auth(JwtAlg::RS256);
-    auth.public_key = Some(read("jwt-interop/rsa1024.spki.pem"));
+    let mut auth = jwt_config(JwtAlg::RS256);
+    auth.public_key = Some(read_data("jwt-interop/rsa1024.spki.pem"));
     let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
         .err()
         .unwrap();
@@ -189,7 +93,7 @@ fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
 
 #[test]
 fn short_hs256_secrets_are_refused() {
-    let mut auth = jwt_auth(JwtAlg::HS256);
+    let mut auth = jwt_config(JwtAlg::HS256);
     auth.secret = Some("x".repeat(31));
     let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
         .err()
@@ -222,7 +126,7 @@ fn rfc_jwt_checks(token: &str, verify: impl Fn(&[u8], &[u8]) -> bool, alg: JwtAl
 
 #[test]
 fn rfc7515_a1_hs256_and_a2_rs256_verify_and_7519_unsecured_is_rejected() {
-    let rfc: Value = serde_json::from_str(&read("rfc7515.json")).unwrap();
+    let rfc: Value = serde_json::from_str(&read_data("rfc7515.json")).unwrap();
     let b64 = |field: &Value| BASE64URL.decode(field.as_str().unwrap()).unwrap();
 
     let a1 = &rfc["A.1"];
@@ -263,7 +167,7 @@ fn hs256(claims: &str) -> String {
 }
 
 fn hs256_state(token: &str) -> State {
-    let mut auth = jwt_auth(JwtAlg::HS256);
+    let mut auth = jwt_config(JwtAlg::HS256);
     auth.secret = Some(SECRET.into());
     state_with(token, AuthConfig::Jwt(auth))
 }

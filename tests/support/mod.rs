@@ -1,6 +1,14 @@
 //! Shared helpers for integration tests: temporary data directories, a tiny HTTP/1.1 client, and
-//! an admin API server on a free loopback port.
+//! an admin API server on a free loopback port; the whole server in-process ([`gateway`]) or as
+//! the real binary ([`process`]), a test upstream ([`upstream`]), raw-socket reads ([`wire`]) and
+//! fixtures ([`fixtures`]).
 #![allow(dead_code)]
+
+pub mod fixtures;
+pub mod gateway;
+pub mod process;
+pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,10 +83,116 @@ pub async fn request_raw(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let body = Bytes::from(body.unwrap_or("").to_owned());
+    let reply = send(addr, method, path, headers, body).await;
+    (reply.status, reply.headers, reply.body)
+}
+
+/// Any error of a test's HTTP exchange.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One HTTP response, its body read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON; panics (showing the body) if it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Asserts the status is `status`, showing the body if not.
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        self
+    }
+
+    /// Asserts a front-door error per SPEC §3: the status, a JSON body of exactly `error` and
+    /// `message`, and `WWW-Authenticate` on a 401 (with `error="invalid_token"` unless the
+    /// credential was missing) and on nothing else.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let body = self.json();
+        let members = body.as_object().expect("error body is a JSON object");
+        assert_eq!(
+            members.len(),
+            2,
+            "error body has only error and message: {body}"
+        );
+        assert_eq!(body["error"], code, "{body}");
+        let message = body["message"].as_str().expect("message is a string");
+        assert!(!message.is_empty());
+        let challenge = self.header("www-authenticate");
+        match (status, code) {
+            (401, "missing_credentials") => {
+                assert_eq!(challenge, Some(r#"Bearer realm="tokengate""#))
+            }
+            (401, _) => assert_eq!(
+                challenge,
+                Some(r#"Bearer realm="tokengate", error="invalid_token""#)
+            ),
+            _ => assert_eq!(challenge, None, "only a 401 carries WWW-Authenticate"),
+        }
+        self
+    }
+
+    /// Asserts that neither the body nor any header value contains any of `secrets`.
+    pub fn assert_free_of(&self, secrets: &[&str]) -> &Self {
+        let text = self.text();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            assert!(!text.contains(secret), "the body leaks a secret: {text}");
+            for (name, value) in &self.headers {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                assert!(!value.contains(secret), "header {name} leaks a secret");
+            }
+        }
+        self
+    }
+}
+
+/// Sends one request on a fresh connection and reads the whole response.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    try_send(addr, method, path, headers, body.into())
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{method} {path} to {addr} failed: {e}"))
+}
+
+/// Like [`send`], returning connection errors instead of panicking (for servers that may die).
+pub async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Reply, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let mut builder = Request::builder()
         .method(method)
@@ -87,14 +201,14 @@ pub async fn request_raw(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let body = Full::new(Bytes::from(body.unwrap_or("").to_owned()));
-    let response = sender
-        .send_request(builder.body(body).unwrap())
-        .await
-        .unwrap();
+    let response = sender.send_request(builder.body(Full::new(body))?).await?;
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, bytes)
+    let body = body.collect().await?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// The admin key every [`AdminServer`] uses unless told otherwise.
