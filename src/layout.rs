@@ -102,7 +102,10 @@ pub fn spawn_data_plane(
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                let thread = std::thread::Builder::new()
+                // The thread reports its end through a channel: joining it from a blocking task
+                // would make the caller's runtime wait for it on drop.
+                let (done, finished) = tokio::sync::oneshot::channel::<()>();
+                std::thread::Builder::new()
                     .name(format!("tokengate-data-{i}"))
                     .spawn(move || {
                         runtime.block_on(async move {
@@ -111,9 +114,10 @@ pub fn spawn_data_plane(
                                 Err(error) => tracing::error!(%error, "cannot register the data-plane listener"),
                             }
                         });
+                        let _ = done.send(());
                     })?;
-                handles.push(tokio::task::spawn_blocking(move || {
-                    let _ = thread.join();
+                handles.push(tokio::spawn(async move {
+                    let _ = finished.await;
                 }));
             }
         }

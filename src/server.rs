@@ -68,7 +68,7 @@ pub async fn serve<F, S, B>(
         }
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => continue,
+            _ = stopped(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -80,7 +80,7 @@ pub async fn serve<F, S, B>(
                     continue;
                 }
             },
-            _ = shutdown.changed() => continue,
+            _ = stopped(&mut shutdown) => break,
         };
         let _ = stream.set_nodelay(true);
         let service = make_service(peer);
