@@ -197,3 +197,29 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
     let status = served.exit_status(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "{}", served.log());
 }
+
+/// Dropping a running server without `shutdown()` stops it too: both layouts close their
+/// listeners instead of spinning on the closed shutdown channel.
+#[tokio::test]
+async fn dropping_the_server_closes_its_listeners() {
+    for layout in [
+        tokengate::layout::Layout::per_core(),
+        tokengate::layout::Layout::Shared,
+    ] {
+        let gateway = Gateway::start_with(|config| config.layout = layout).await;
+        let data = gateway.data;
+        assert!(tokio::net::TcpStream::connect(data).await.is_ok());
+        drop(gateway);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            if tokio::net::TcpStream::connect(data).await.is_err() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{layout:?}: still accepting after drop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
