@@ -55,7 +55,7 @@ impl Default for ServeConfig {
             door_limits: DoorLimits::default(),
             server_limits: ServerLimits::default(),
             admin_key: None,
-            layout: Layout::per_core(),
+            layout: Layout::Shared,
         }
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// Thread-name prefix of the server runtime's workers (`/proc` truncates names to 15 bytes).
 pub const SERVER_THREAD: &str = "tokengate-server";
+/// Thread-name prefix of the per-core data-plane threads (`tokengate-data-N`).
+pub const DATA_THREAD: &str = "tokengate-data";
 /// Thread-name prefix of the load generator runtime's workers.
 pub const LOAD_THREAD: &str = "bench-load";
 
@@ -46,7 +48,7 @@ pub fn sample() -> Option<CpuSample> {
         let Some((name, ticks)) = parse_stat(&stat) else {
             continue;
         };
-        if is_named(name, SERVER_THREAD) {
+        if is_named(name, SERVER_THREAD) || name.starts_with(DATA_THREAD) {
             server_ticks += ticks;
         } else if is_named(name, LOAD_THREAD) {
             load_ticks += ticks;

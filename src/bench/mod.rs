@@ -120,6 +120,9 @@ pub struct BenchArgs {
     /// Separate runtimes for server and generator, or one shared runtime.
     #[arg(long, value_enum, default_value_t = Layout::Split)]
     pub layout: Layout,
+    /// Runtime layout of the front door's data plane, as `serve --layout` (per-core or shared).
+    #[arg(long, default_value = "shared")]
+    pub data_layout: crate::layout::Layout,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -243,6 +246,12 @@ fn run_bench(args: &BenchArgs) -> Result<Vec<ScenarioResult>, BenchError> {
             Layout::Split => "split",
             Layout::Shared => "shared",
         },
+        data_plane: match args.data_layout {
+            crate::layout::Layout::Shared => "shared: on the server runtime (work stealing)".to_owned(),
+            crate::layout::Layout::PerCore(n) => {
+                format!("per-core: {n} current-thread runtime(s) on SO_REUSEPORT listeners (counted as server CPU)")
+            }
+        },
         server_threads,
         load_threads: match args.layout {
             Layout::Split => args.load_threads.max(1),
@@ -257,7 +266,7 @@ fn run_bench(args: &BenchArgs) -> Result<Vec<ScenarioResult>, BenchError> {
     let run_s = args.duration.as_secs().saturating_add(1) * scenarios.len() as u64;
     let lifetime_s = i64::try_from(run_s.saturating_add(3600)).unwrap_or(i64::MAX / 2);
     let needs_uncached = scenarios.contains(&Scenario::Rs256Miss);
-    let bench = server_rt.block_on(Bench::start(needs_uncached, lifetime_s))?;
+    let bench = server_rt.block_on(Bench::start(needs_uncached, lifetime_s, args.data_layout))?;
 
     let mut stdout = std::io::stdout().lock();
     if !args.json {

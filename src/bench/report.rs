@@ -18,7 +18,9 @@ pub struct RunInfo {
     pub duration_ms: u64,
     /// `split` (separate runtimes) or `shared` (one runtime).
     pub layout: &'static str,
-    /// Worker threads of the server's runtime.
+    /// The front door's data-plane layout, as `serve --layout` runs it.
+    pub data_plane: String,
+    /// Worker threads of the server's runtime (admin API, upstream; the data plane with `shared`).
     pub server_threads: usize,
     /// Worker threads of the load generator's runtime (the server's with `shared`).
     pub load_threads: usize,
@@ -124,6 +126,7 @@ pub fn header(info: &RunInfo) -> String {
     let mut text = format!(
         "# tokengate bench · {} · {} cores · {} connections · {} per scenario\n\
          # layout: {layout}\n\
+         # data plane: {}\n\
          # generator: raw HTTP/1.1 over keep-alive connections, sequential requests on each\n\
          # rs256-miss: {}\n\
          # unknown: {}\n\
@@ -135,6 +138,7 @@ pub fn header(info: &RunInfo) -> String {
         info.cores,
         info.connections,
         human_duration(Duration::from_millis(info.duration_ms)),
+        info.data_plane,
         info.rs256_miss,
         info.unknown,
         info.forward,

@@ -29,6 +29,7 @@ use crate::app::{start, Running, ServeConfig};
 use crate::demo::{add_client, add_collection, add_profile, bench_fixture, BENCH_RSA_PRIVATE_PEM};
 use crate::jwt_sign::{client_claims, SigningKey};
 use crate::keys::HmacKey;
+use crate::layout::Layout;
 use crate::model::{AuthConfig, Endpoint};
 use crate::server::{serve, ServerLimits};
 use crate::signing::RsaSigningKey;
@@ -114,7 +115,11 @@ impl Bench {
     /// Writes the state into a temporary store and starts the upstream and the front door(s).
     /// `uncached` starts the second front door (only `rs256-miss` needs it); `token_lifetime_s`
     /// must outlast the run.
-    pub async fn start(uncached: bool, token_lifetime_s: i64) -> Result<Bench, BenchError> {
+    pub async fn start(
+        uncached: bool,
+        token_lifetime_s: i64,
+        data_layout: Layout,
+    ) -> Result<Bench, BenchError> {
         let temp = TempDir::new()?;
         let (upstream_addr, upstream_shutdown, upstream_task) = start_upstream().await?;
 
@@ -179,9 +184,9 @@ impl Bench {
             "Authorization: Bearer not-a-jwt".to_string(),
         ];
 
-        let main = start_door(temp.path().join("main"), &state, 1_000_000).await?;
+        let main = start_door(temp.path().join("main"), &state, 1_000_000, data_layout).await?;
         let uncached = if uncached {
-            Some(start_door(temp.path().join("uncached"), &state, 0).await?)
+            Some(start_door(temp.path().join("uncached"), &state, 0, data_layout).await?)
         } else {
             None
         };
@@ -303,6 +308,7 @@ async fn start_door(
     dir: PathBuf,
     state: &crate::model::State,
     cache_capacity: u64,
+    layout: Layout,
 ) -> Result<Running, BenchError> {
     let store = FileStore::open(&dir).map_err(BenchError::from_display)?;
     store.save(state).map_err(BenchError::from_display)?;
@@ -312,6 +318,7 @@ async fn start_door(
         admin_listen: loopback,
         data_dir: dir,
         cache_capacity,
+        layout,
         ..ServeConfig::default()
     })
     .await

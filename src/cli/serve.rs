@@ -48,7 +48,7 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
     /// Runtime layout of the data plane: `per-core` (one single-threaded runtime and
     /// SO_REUSEPORT listener per core) or `shared` (one work-stealing runtime).
-    #[arg(long, default_value = "per-core")]
+    #[arg(long, default_value = "shared")]
     pub layout: Layout,
 }
 
