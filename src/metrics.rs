@@ -49,12 +49,7 @@ thread_local! {
 fn outcome_index(outcome: Result<(), Reject>) -> usize {
     match outcome {
         Ok(()) => 0,
-        Err(reject) => {
-            1 + Reject::ALL
-                .iter()
-                .position(|r| r.code() == reject.code())
-                .unwrap_or(0)
-        }
+        Err(reject) => 1 + reject.index(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Why a request is refused: one variant per error code of the SPEC, with its status and message.
 
+use std::sync::LazyLock;
+
 use http::StatusCode;
 
 /// A refusal; the variants map 1:1 to the SPEC's `error` codes.
@@ -107,13 +109,39 @@ impl Reject {
         }
     }
 
-    /// The JSON error body: `{"error":"…","message":"…"}`.
-    pub fn body(self) -> String {
-        format!(
-            "{{\"error\":\"{}\",\"message\":\"{}\"}}",
-            self.code(),
-            self.message()
-        )
+    /// The JSON error body: `{"error":"…","message":"…"}`, built once per code.
+    pub fn body(self) -> &'static str {
+        static BODIES: LazyLock<Vec<String>> = LazyLock::new(|| {
+            Reject::ALL
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{{\"error\":\"{}\",\"message\":\"{}\"}}",
+                        r.code(),
+                        r.message()
+                    )
+                })
+                .collect()
+        });
+        BODIES[self.index()].as_str()
+    }
+
+    /// Position of this variant in [`Reject::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Reject::MissingCredentials => 0,
+            Reject::MultipleCredentials => 1,
+            Reject::InvalidToken => 2,
+            Reject::TokenExpired => 3,
+            Reject::TokenNotYetValid => 4,
+            Reject::Forbidden => 5,
+            Reject::NotFound => 6,
+            Reject::RateLimited { .. } => 7,
+            Reject::RequestHeaderTooLarge => 8,
+            Reject::PayloadTooLarge => 9,
+            Reject::BadGateway => 10,
+            Reject::GatewayTimeout => 11,
+        }
     }
 
     /// Every variant, for tests and metrics.
@@ -140,7 +168,8 @@ mod tests {
     #[test]
     fn bodies_are_json_with_code_and_message() {
         for reject in Reject::ALL {
-            let body: serde_json::Value = serde_json::from_str(&reject.body()).unwrap();
+            let body: serde_json::Value = serde_json::from_str(reject.body()).unwrap();
+            assert_eq!(Reject::ALL[reject.index()].code(), reject.code());
             assert_eq!(body["error"], reject.code());
             assert!(body["message"].as_str().unwrap().ends_with('.'));
             assert_eq!(

@@ -14,7 +14,9 @@ pub type ResponseBody = Either<Full<Bytes>, Incoming>;
 
 /// The JSON error response for `reject`, with `WWW-Authenticate` or `Retry-After` as due.
 pub fn error_response(reject: Reject) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from(reject.body()))));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(
+        reject.body().as_bytes(),
+    ))));
     *response.status_mut() = reject.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
