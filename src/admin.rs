@@ -938,52 +938,41 @@ fn with_token(mut view: Value, raw_token: String) -> Value {
     view
 }
 
-fn find_collection<'s>(state: &'s State, id: &str) -> Result<&'s Collection, ApiError> {
-    state
-        .collections
+/// Index of the item whose id is `id`, or 404 naming `what`.
+fn index_by_id<T>(
+    items: &[T],
+    id: &str,
+    item_id: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<usize, ApiError> {
+    items
         .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| ApiError::not_found("no such collection"))
+        .position(|item| item_id(item) == id)
+        .ok_or_else(|| ApiError::not_found(&format!("no such {what}")))
 }
 
 fn collection_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    state
-        .collections
-        .iter()
-        .position(|c| c.id == id)
-        .ok_or_else(|| ApiError::not_found("no such collection"))
-}
-
-fn find_client<'s>(state: &'s State, id: &str) -> Result<&'s Client, ApiError> {
-    state
-        .clients
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| ApiError::not_found("no such client"))
+    index_by_id(&state.collections, id, |c| &c.id, "collection")
 }
 
 fn client_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    state
-        .clients
-        .iter()
-        .position(|c| c.id == id)
-        .ok_or_else(|| ApiError::not_found("no such client"))
-}
-
-fn find_profile<'s>(state: &'s State, id: &str) -> Result<&'s Profile, ApiError> {
-    state
-        .profiles
-        .iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| ApiError::not_found("no such profile"))
+    index_by_id(&state.clients, id, |c| &c.id, "client")
 }
 
 fn profile_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    state
-        .profiles
-        .iter()
-        .position(|p| p.id == id)
-        .ok_or_else(|| ApiError::not_found("no such profile"))
+    index_by_id(&state.profiles, id, |p| &p.id, "profile")
+}
+
+fn find_collection<'s>(state: &'s State, id: &str) -> Result<&'s Collection, ApiError> {
+    collection_index(state, id).map(|i| &state.collections[i])
+}
+
+fn find_client<'s>(state: &'s State, id: &str) -> Result<&'s Client, ApiError> {
+    client_index(state, id).map(|i| &state.clients[i])
+}
+
+fn find_profile<'s>(state: &'s State, id: &str) -> Result<&'s Profile, ApiError> {
+    profile_index(state, id).map(|i| &state.profiles[i])
 }
 
 /// 409 if another collection (not `except`) already has `path`.
