@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use tokengate::credential;
 use tokengate::demo::{bench_fixture, BENCH_RSA_PRIVATE_PEM, BENCH_RSA_PUBLIC_PEM};
-use tokengate::gate::{Gate, Request};
+use tokengate::gate::{ConnectionMemo, Gate, Request};
 use tokengate::jwt::{self, MAX_SIGNATURE_LEN};
 use tokengate::jwt_sign::{client_claims, SigningKey};
 use tokengate::keys::{HmacKey, RsaPublicKey};
@@ -103,6 +103,25 @@ fn benches(c: &mut Criterion) {
     assert!(decide(&cached, &hs_headers));
     c.bench_function("decision_cache_hit_hs256", |b| {
         b.iter(|| decide(&cached, black_box(&hs_headers)))
+    });
+
+    let mut memo = ConnectionMemo::default();
+    let mut on_connection = |headers: &HeaderMap| {
+        let request = Request {
+            method: &Method::GET,
+            path: "/bench/hello",
+            headers,
+            peer,
+            now_ms,
+        };
+        cached
+            .decide_on_connection(&snapshot, &request, Some(&mut memo))
+            .result
+            .is_ok()
+    };
+    assert!(on_connection(&hs_headers));
+    c.bench_function("decision_connection_memo_hs256", |b| {
+        b.iter(|| on_connection(black_box(&hs_headers)))
     });
 
     let mut token_headers = HeaderMap::new();

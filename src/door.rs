@@ -3,6 +3,7 @@
 //! The decision runs synchronously inside `call`; requests answered by a fixed response or an
 //! error never allocate a boxed future or touch a shared refcount.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 
 use crate::forward::{upstream_path, upstream_request, Forwarder};
-use crate::gate::{Gate, Request as GateRequest};
+use crate::gate::{ConnectionMemo, Gate, Request as GateRequest};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::reject::Reject;
@@ -84,7 +85,12 @@ impl FrontDoor {
     }
 
     /// Handles one request: answered at once, or a request to send upstream.
-    fn prepare(&self, request: Request<Incoming>, peer: IpAddr) -> Prepared {
+    fn prepare(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+        memo: &mut ConnectionMemo,
+    ) -> Prepared {
         if let Err(reject) = self.check_headers(&request) {
             return self.refuse(reject, peer, request.uri().path());
         }
@@ -99,7 +105,8 @@ impl FrontDoor {
                 peer,
                 now_ms,
             };
-            self.gate.decide(&snapshot, &gate_request)
+            self.gate
+                .decide_on_connection(&snapshot, &gate_request, Some(memo))
         };
         self.metrics
             .record_decision(verdict.cache, started.elapsed());
@@ -169,10 +176,11 @@ pub fn now_ms() -> u64 {
 }
 
 /// The per-connection hyper service.
-#[derive(Clone)]
 pub struct DoorService {
     door: Arc<FrontDoor>,
     peer: IpAddr,
+    /// The connection's last verified JWT (HTTP/1.1 serves one request at a time per connection).
+    memo: RefCell<ConnectionMemo>,
 }
 
 impl DoorService {
@@ -181,6 +189,7 @@ impl DoorService {
         DoorService {
             door,
             peer: peer.ip(),
+            memo: RefCell::new(ConnectionMemo::default()),
         }
     }
 }
@@ -212,7 +221,14 @@ impl Service<Request<Incoming>> for DoorService {
     type Future = DoorFuture;
 
     fn call(&self, request: Request<Incoming>) -> DoorFuture {
-        match self.door.prepare(request, self.peer) {
+        let prepared = match self.memo.try_borrow_mut() {
+            Ok(mut memo) => self.door.prepare(request, self.peer, &mut memo),
+            // Unreachable with HTTP/1.1; without the memo the shared cache still answers.
+            Err(_) => self
+                .door
+                .prepare(request, self.peer, &mut ConnectionMemo::default()),
+        };
+        match prepared {
             Prepared::Respond(response) => DoorFuture::Ready(Some(response)),
             Prepared::Forward(upstream_request) => {
                 let door = self.door.clone();

@@ -100,6 +100,28 @@ pub struct Verdict<T> {
     pub cache: CacheUse,
 }
 
+/// A connection's last verified JWT. Keep-alive clients usually repeat one token; comparing its
+/// bytes is cheaper than digesting it for the shared cache. A recalled verification is
+/// re-checked exactly like a cache hit (generation, grace, activity, `exp`/`nbf`).
+#[derive(Default)]
+pub struct ConnectionMemo {
+    last: Option<(Box<[u8]>, Arc<VerifiedJwt>)>,
+}
+
+impl ConnectionMemo {
+    fn recall(&self, token: &[u8]) -> Option<&Arc<VerifiedJwt>> {
+        match &self.last {
+            Some((bytes, verified)) if **bytes == *token => Some(verified),
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, token: &[u8], verified: &Arc<VerifiedJwt>) {
+        // A copy of its own, so connections on other threads never share its refcount.
+        self.last = Some((token.into(), Arc::new(VerifiedJwt::clone(verified))));
+    }
+}
+
 /// Decides requests against registry snapshots, memoizing verified JWTs.
 pub struct Gate {
     cache: Option<TokenCache>,
@@ -124,8 +146,23 @@ impl Gate {
         snapshot: &'s Snapshot,
         request: &Request<'r>,
     ) -> Verdict<Admitted<'s, 'r>> {
-        let Verdict { result, cache } =
-            self.authenticate(snapshot, request.headers, request.peer, request.now_ms);
+        self.decide_on_connection(snapshot, request, None)
+    }
+
+    /// The decision for a request on a connection that remembers its last verified JWT.
+    pub fn decide_on_connection<'s, 'r>(
+        &self,
+        snapshot: &'s Snapshot,
+        request: &Request<'r>,
+        memo: Option<&mut ConnectionMemo>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        let Verdict { result, cache } = self.authenticate_on_connection(
+            snapshot,
+            request.headers,
+            request.peer,
+            request.now_ms,
+            memo,
+        );
         let result = result.and_then(|identity| authorize(snapshot, identity, request));
         Verdict { result, cache }
     }
@@ -138,12 +175,23 @@ impl Gate {
         peer: IpAddr,
         now_ms: u64,
     ) -> Verdict<Identity<'s>> {
+        self.authenticate_on_connection(snapshot, headers, peer, now_ms, None)
+    }
+
+    fn authenticate_on_connection<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        now_ms: u64,
+        memo: Option<&mut ConnectionMemo>,
+    ) -> Verdict<Identity<'s>> {
         let mut cache = CacheUse::NotUsed;
         let result = match credential::extract(headers) {
             Err(reject) => Err(reject),
             Ok(Credential::AuthToken(token)) => authenticate_auth_token(snapshot, &token, now_ms),
             Ok(Credential::Bearer(token)) => {
-                self.authenticate_jwt(snapshot, token, now_ms, &mut cache)
+                self.authenticate_jwt(snapshot, token, now_ms, &mut cache, memo)
             }
         };
         let result = result.and_then(|identity| {
@@ -163,6 +211,7 @@ impl Gate {
         token: &[u8],
         now_ms: u64,
         cache_use: &mut CacheUse,
+        mut memo: Option<&mut ConnectionMemo>,
     ) -> Result<Identity<'s>, Reject> {
         let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(cache) = &self.cache else {
@@ -171,15 +220,28 @@ impl Gate {
         if token.len() > jwt::MAX_JWT_LEN {
             return Err(Reject::InvalidToken);
         }
+        // The connection's last token, compared byte for byte: no digest, no shared cache.
+        if let Some(verified) = memo.as_deref().and_then(|m| m.recall(token)) {
+            if let Some(identity) = revalidate(snapshot, verified, now_s, now_ms)? {
+                *cache_use = CacheUse::Hit;
+                return Ok(identity);
+            }
+        }
         let token_key = token_digest(token);
         if let Some(verified) = cache.get(&token_key) {
             if let Some(identity) = revalidate(snapshot, &verified, now_s, now_ms)? {
                 *cache_use = CacheUse::Hit;
+                if let Some(memo) = memo.as_deref_mut() {
+                    memo.remember(token, &verified);
+                }
                 return Ok(identity);
             }
         }
         *cache_use = CacheUse::Miss;
         let (identity, verified) = verify_jwt(snapshot, token, now_s, now_ms)?;
+        if let Some(memo) = memo {
+            memo.remember(token, &verified);
+        }
         cache.insert(token_key, verified);
         Ok(identity)
     }

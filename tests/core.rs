@@ -9,7 +9,7 @@ use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::Value;
 use support::fixtures::{interop_auth, jwt_config, read_data, state_with, stored};
-use tokengate::gate::{AuthKind, CacheUse, Gate, Request};
+use tokengate::gate::{AuthKind, CacheUse, ConnectionMemo, Gate, Request};
 use tokengate::jwt::{self, BASE64URL, MAX_SIGNATURE_LEN};
 use tokengate::keys::{HmacKey, RsaPublicKey};
 use tokengate::model::*;
@@ -415,4 +415,85 @@ fn unknown_tokens_are_rejected_before_signature_work() {
         decide(&gate, &snapshot, &HeaderMap::new(), NOW_MS).0,
         Err(Reject::MissingCredentials)
     );
+}
+
+fn decide_on(
+    gate: &Gate,
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    now_ms: u64,
+    memo: &mut ConnectionMemo,
+) -> (Result<(), Reject>, CacheUse) {
+    let request = Request {
+        method: &Method::GET,
+        path: "/api/ping",
+        headers,
+        peer: peer(),
+        now_ms,
+    };
+    let verdict = gate.decide_on_connection(snapshot, &request, Some(memo));
+    (verdict.result.map(|_| ()), verdict.cache)
+}
+
+#[test]
+fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
+    let auth_token = "7".repeat(64);
+    let now_s = NOW_MS / 1000;
+    let jwt = hs256(&format!(r#"{{"sub":"{auth_token}","exp":{}}}"#, now_s + 10));
+    let other = hs256(&format!(r#"{{"sub":"{auth_token}","jti":"2"}}"#));
+    let mut state = hs256_state(&auth_token);
+    let snapshot = Snapshot::build(&state, None).unwrap();
+    let gate = Gate::new(1000);
+    let mut memo = ConnectionMemo::default();
+    let headers = bearer(&jwt);
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers, NOW_MS, &mut memo),
+        (Ok(()), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers, NOW_MS, &mut memo),
+        (Ok(()), CacheUse::Hit)
+    );
+    // A different token on the same connection is not taken for the remembered one.
+    let forged = format!("{}x", &jwt[..jwt.len() - 1]);
+    assert_eq!(
+        decide_on(&gate, &snapshot, &bearer(&forged), NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    assert_eq!(
+        decide_on(&gate, &snapshot, &bearer(&other), NOW_MS, &mut memo),
+        (Ok(()), CacheUse::Miss)
+    );
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers, NOW_MS, &mut memo),
+        (Ok(()), CacheUse::Hit)
+    );
+    // Expiry, disable and refresh apply to the remembered token at once.
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers, NOW_MS + 70_000, &mut memo).0,
+        Err(Reject::TokenExpired)
+    );
+    state.profiles[0].active = false;
+    let disabled = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    assert_eq!(
+        decide_on(&gate, &disabled, &headers, NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    state.profiles[0].active = true;
+    state.profiles[0].token = stored(&"6".repeat(64));
+    state.profiles[0].generation += 1;
+    let refreshed = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    assert_eq!(
+        decide_on(&gate, &refreshed, &headers, NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    // With the cache off, the connection remembers nothing either: every request is verified.
+    let uncached = Gate::new(0);
+    let mut memo = ConnectionMemo::default();
+    for _ in 0..2 {
+        assert_eq!(
+            decide_on(&uncached, &snapshot, &headers, NOW_MS, &mut memo),
+            (Ok(()), CacheUse::NotUsed)
+        );
+    }
 }
