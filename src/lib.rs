@@ -15,7 +15,8 @@
 //!
 //! Verification core (no I/O): [`credential`], [`jwt`], [`keys`], [`cache`], [`gate`],
 //! [`registry`], [`route`], [`ratelimit`], [`cidr`], [`token`], [`reject`], [`model`].
-//! Edges (I/O): [`server`], [`door`], [`forward`], [`respond`], [`admin`], [`store`], [`metrics`].
+//! Edges (I/O): [`server`], [`door`], [`forward`], [`respond`], [`admin`], [`store`], [`metrics`],
+//! [`layout`] (runtime per core or shared), [`app`] (wiring of `serve`), [`cli`] (the command line).
 //! Tools: [`signing`] and [`jwt_sign`] (client-side JWT signing), [`demo`] (seed data),
 //! [`bench`] (`tokengate bench`, the embedded benchmark harness).
 
