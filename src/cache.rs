@@ -91,11 +91,6 @@ impl TokenCache {
         }
     }
 
-    /// Forgets one token.
-    pub fn remove(&self, token: &TokenDigest) {
-        self.entries.invalidate(&DigestKey(*token));
-    }
-
     /// Approximate number of entries.
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
@@ -135,8 +130,6 @@ mod tests {
         let mut other = [7; 32];
         other[31] = 8;
         assert!(cache.get(&other).is_none());
-        cache.remove(&[7; 32]);
-        assert!(cache.get(&[7; 32]).is_none());
     }
 
     #[test]

@@ -108,14 +108,6 @@ impl Metrics {
             .sum()
     }
 
-    /// Requests counted with `code` (`"ok"` or a SPEC error code).
-    pub fn outcome_count(&self, code: &str) -> u64 {
-        (0..OUTCOMES)
-            .filter(|&i| outcome_label(i) == code)
-            .map(|i| self.sum(|s| &s.outcomes[i]))
-            .sum()
-    }
-
     /// (cache hits, cache misses).
     pub fn cache_counts(&self) -> (u64, u64) {
         (self.sum(|s| &s.cache_hits), self.sum(|s| &s.cache_misses))
@@ -185,6 +177,5 @@ mod tests {
         assert!(text.contains("tokengate_token_cache_entries 5\n"));
         assert!(text.contains("tokengate_decision_seconds_bucket{le=\"0.000001\"} 1\n"));
         assert!(text.contains("tokengate_decision_seconds_bucket{le=\"+Inf\"} 2\n"));
-        assert_eq!(metrics.outcome_count("ok"), 1);
     }
 }

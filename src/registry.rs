@@ -266,11 +266,6 @@ impl Snapshot {
         self.by_token.get(&DigestKey(*digest))
     }
 
-    /// A profile by id.
-    pub fn profile(&self, id: &str) -> Option<&Arc<CompiledProfile>> {
-        self.profiles.get(id)
-    }
-
     /// The collection a request path starts with, and the rest of the path.
     pub fn collection_for<'p>(&self, path: &'p str) -> Option<(&CompiledCollection, &'p str)> {
         let (segment, rest) = split_collection(path)?;

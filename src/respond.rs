@@ -37,13 +37,3 @@ pub fn fixed_response(reply: &FixedReply) -> Response<ResponseBody> {
     *response.headers_mut() = reply.headers.clone();
     response
 }
-
-/// A plain JSON response (for the front door's own pages and answers).
-pub fn json_response(status: http::StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Left(Full::new(body.into())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
