@@ -6,14 +6,14 @@ use std::net::IpAddr;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue, Method};
 use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
-use tokengate::credential;
-use tokengate::demo::{bench_fixture, BENCH_RSA_PRIVATE_PEM, BENCH_RSA_PUBLIC_PEM};
-use tokengate::gate::{ConnectionMemo, Gate, Request};
-use tokengate::jwt::{self, MAX_SIGNATURE_LEN};
-use tokengate::jwt_sign::{client_claims, SigningKey};
-use tokengate::keys::{HmacKey, RsaPublicKey};
-use tokengate::registry::Snapshot;
-use tokengate::signing::RsaSigningKey;
+use tokengate::core::credential;
+use tokengate::core::gate::{ConnectionMemo, Gate, Request};
+use tokengate::core::jwt::{self, MAX_SIGNATURE_LEN};
+use tokengate::core::keys::{HmacKey, RsaPublicKey};
+use tokengate::core::registry::Snapshot;
+use tokengate::tools::demo::{bench_fixture, BENCH_RSA_PRIVATE_PEM, BENCH_RSA_PUBLIC_PEM};
+use tokengate::tools::jwt_sign::{client_claims, SigningKey};
+use tokengate::tools::signing::RsaSigningKey;
 
 const NOW_S: i64 = 1_795_910_400;
 

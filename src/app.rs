@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{serve_admin, Admin, ApiError};
+use crate::door::layout::{self, Layout};
 use crate::door::{DoorLimits, FrontDoor};
-use crate::layout::{self, Layout};
-use crate::metrics::Metrics;
+use crate::server::metrics::Metrics;
 use crate::server::ServerLimits;
 use crate::store::{load_or_create_admin_key, AdminKeySource, FileStore, Store};
 
@@ -150,7 +150,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
                 {
                     return Ok(None);
                 }
-                crate::demo::seed_demo(state)
+                crate::tools::demo::seed_demo(state)
                     .map(Some)
                     .map_err(|e| ApiError::internal(&e.to_string()))
             })

@@ -1,48 +1,34 @@
 //! tokengate — an API front door that checks the access token on every request.
 //!
-//! A request travels one way; each module does one job:
+//! A request travels one way; each folder is one layer, and imports only point down:
 //!
 //! ```text
-//! socket ─► server (hyper plumbing, limits, timeouts) ─► door (the data plane's service)
-//!              └─► gate (route → credential → verify → decide)   ◄── registry (compiled snapshot)
-//!                     ├─ credential  zero-copy extraction from the header map
-//!                     ├─ jwt         compact JWS parsing and claim checks
-//!                     ├─ keys        HMAC / RSA keys parsed once
-//!                     └─ cache       moka memo of verified tokens
-//!              └─► forward (upstream proxy) or respond (fixed responses, JSON errors)
-//! admin API ─► store (durable first) ─► registry snapshot
+//! socket ─► server/  listener (accept loop, limits, timeouts, drain) · metrics
+//!   └─► door/   service (the data plane's hyper service) ─► forward (upstream) or respond
+//!         └─► core/  gate (route → credential → verify → decide)  ◄── registry (compiled snapshot)
+//!                      ├─ credential  zero-copy extraction from the header map
+//!                      ├─ jwt         compact JWS parsing and claim checks
+//!                      ├─ keys        HMAC / RSA keys parsed once
+//!                      └─ cache       moka memo of verified tokens
+//! admin/ (the API, one file per resource) ─► store/ (durable first) ─► core/registry snapshot
+//! app (the wiring of `serve`, above door/ and admin/) · cli/ · tools/ (jwt sign, demo, bench)
 //! ```
 //!
-//! Verification core (no I/O): [`credential`], [`jwt`], [`keys`], [`cache`], [`gate`],
-//! [`registry`], [`route`], [`ratelimit`], [`cidr`], [`token`], [`reject`], [`model`].
-//! Edges (I/O): [`server`], [`door`], [`forward`], [`respond`], [`admin`], [`store`], [`metrics`],
-//! [`layout`] (runtime per core or shared), [`app`] (wiring of `serve`), [`cli`] (the command line).
-//! Tools: [`signing`] and [`jwt_sign`] (client-side JWT signing), [`demo`] (seed data),
-//! [`bench`] (`tokengate bench`, the embedded benchmark harness).
+//! - [`core`]: the verification core; no I/O. Model, rules, routes, registry, credential, JWT,
+//!   keys, tokens, cache, the gate's decision, rate limits, CIDR ranges, rejection reasons.
+//! - [`server`]: what both listeners share: the HTTP/1.1 accept loop and the metrics.
+//! - [`door`]: the data plane: the hyper service, the upstream proxy, responses, runtime layout.
+//! - [`admin`]: the admin API (control plane): collections, clients, profiles; input checks.
+//! - [`store`]: durable storage of the state and the admin key; one file per backend.
+//! - [`app`]: the wiring of `serve`: store, admin API, data plane and metrics on their listeners.
+//! - [`cli`]: the command line (`serve`, `collection|client|profile`, `jwt sign`, `bench`).
+//! - [`tools`]: client-side JWT signing, demo data, the embedded benchmark harness.
 
 pub mod admin;
 pub mod app;
-pub mod bench;
-pub mod cache;
-pub mod cidr;
 pub mod cli;
-pub mod credential;
-pub mod demo;
+pub mod core;
 pub mod door;
-pub mod forward;
-pub mod gate;
-pub mod jwt;
-pub mod jwt_sign;
-pub mod keys;
-pub mod layout;
-pub mod metrics;
-pub mod model;
-pub mod ratelimit;
-pub mod registry;
-pub mod reject;
-pub mod respond;
-pub mod route;
 pub mod server;
-pub mod signing;
 pub mod store;
-pub mod token;
+pub mod tools;

@@ -7,9 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use super::failure::Failure;
-use crate::jwt_sign::{client_claims, parse_lifetime, SigningKey};
-use crate::keys::HmacKey;
-use crate::signing::RsaSigningKey;
+use crate::core::keys::HmacKey;
+use crate::tools::jwt_sign::{client_claims, parse_lifetime, SigningKey};
+use crate::tools::signing::RsaSigningKey;
 
 /// `tokengate jwt …`.
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ pub enum Command {
     /// Sign JWTs as a client would.
     Jwt(jwt_cmd::JwtArgs),
     /// Benchmark an in-process front door with an in-process load generator.
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::tools::bench::BenchArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -43,6 +43,6 @@ pub fn run() -> i32 {
         Command::Client(args) => admin_cmds::run_client(args),
         Command::Profile(args) => admin_cmds::run_profile(args),
         Command::Jwt(args) => jwt_cmd::run(args),
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Bench(args) => crate::tools::bench::run(args),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::app::{start, ServeConfig};
-use crate::layout::Layout;
+use crate::door::layout::Layout;
 use crate::store::AdminKeySource;
 
 /// Flags of `tokengate serve`.

@@ -1,0 +1,376 @@
+//! The decision: credential → profile → verify → IP → route → collection → rate limit → endpoint.
+//!
+//! Pure over its inputs: a header map, a method and path, the peer address, a clock and a
+//! registry snapshot. No I/O; the server, the bench harness and the tests all call this.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+
+use crate::core::cache::{TokenCache, VerifiedJwt};
+use crate::core::credential::{self, Credential};
+use crate::core::jwt::{self, MAX_SIGNATURE_LEN};
+use crate::core::model::JwtAlg;
+use crate::core::registry::{CompiledAuth, CompiledProfile, Snapshot, VerifyKey};
+use crate::core::reject::Reject;
+use crate::core::route::{CompiledCollection, CompiledEndpoint};
+use crate::core::token::token_digest;
+
+/// What the gate is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'r> {
+    /// The request method.
+    pub method: &'r Method,
+    /// The request path (no query).
+    pub path: &'r str,
+    /// The request headers.
+    pub headers: &'r HeaderMap,
+    /// The peer's address.
+    pub peer: IpAddr,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// Raw auth token.
+    Token,
+    /// Signed JWT.
+    Jwt,
+}
+
+impl AuthKind {
+    /// The `X-Tokengate-Auth` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Token => "token",
+            AuthKind::Jwt => "jwt",
+        }
+    }
+}
+
+/// Whether the verified-token cache answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// No JWT, or caching is off.
+    NotUsed,
+    /// The token was found verified.
+    Hit,
+    /// The token needed full verification.
+    Miss,
+}
+
+/// An authenticated caller.
+#[derive(Clone)]
+pub struct Identity<'s> {
+    /// The caller's access profile.
+    pub profile: &'s CompiledProfile,
+    /// How it authenticated.
+    pub auth: AuthKind,
+    /// The JWT verification, when a JWT was used (carries the caller name).
+    pub jwt: Option<Arc<VerifiedJwt>>,
+}
+
+impl Identity<'_> {
+    /// The JWT `name` claim, when present.
+    pub fn caller_name(&self) -> Option<&str> {
+        self.jwt.as_ref().and_then(|j| j.caller_name.as_deref())
+    }
+}
+
+/// An admitted request: who, and which endpoint.
+pub struct Admitted<'s, 'r> {
+    /// The authenticated caller.
+    pub identity: Identity<'s>,
+    /// The matched collection.
+    pub collection: &'s CompiledCollection,
+    /// The matched endpoint.
+    pub endpoint: &'s CompiledEndpoint,
+    /// The request path after the collection segment (forwarded to upstreams).
+    pub rest_path: &'r str,
+}
+
+/// The gate's answer, with how the cache was used (for metrics).
+pub struct Verdict<T> {
+    /// Admitted, or the reason for refusal.
+    pub result: Result<T, Reject>,
+    /// Cache use while deciding.
+    pub cache: CacheUse,
+}
+
+/// A connection's last verified JWT. Keep-alive clients usually repeat one token; comparing its
+/// bytes is cheaper than digesting it for the shared cache. A recalled verification is
+/// re-checked exactly like a cache hit (generation, grace, activity, `exp`/`nbf`).
+#[derive(Default)]
+pub struct ConnectionMemo {
+    last: Option<(Box<[u8]>, Arc<VerifiedJwt>)>,
+}
+
+impl ConnectionMemo {
+    fn recall(&self, token: &[u8]) -> Option<&Arc<VerifiedJwt>> {
+        match &self.last {
+            Some((bytes, verified)) if **bytes == *token => Some(verified),
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, token: &[u8], verified: &Arc<VerifiedJwt>) {
+        // A copy of its own, so connections on other threads never share its refcount.
+        self.last = Some((token.into(), Arc::new(VerifiedJwt::clone(verified))));
+    }
+}
+
+/// Decides requests against registry snapshots, memoizing verified JWTs.
+pub struct Gate {
+    cache: Option<TokenCache>,
+}
+
+impl Gate {
+    /// A gate whose cache holds at most `cache_capacity` tokens (0 turns it off).
+    pub fn new(cache_capacity: u64) -> Gate {
+        Gate {
+            cache: TokenCache::new(cache_capacity),
+        }
+    }
+
+    /// The verified-token cache, if on.
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.cache.as_ref()
+    }
+
+    /// The whole decision for a request to the front door.
+    pub fn decide<'s, 'r>(
+        &self,
+        snapshot: &'s Snapshot,
+        request: &Request<'r>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        self.decide_on_connection(snapshot, request, None)
+    }
+
+    /// The decision for a request on a connection that remembers its last verified JWT.
+    pub fn decide_on_connection<'s, 'r>(
+        &self,
+        snapshot: &'s Snapshot,
+        request: &Request<'r>,
+        memo: Option<&mut ConnectionMemo>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        let Verdict { result, cache } = self.authenticate_on_connection(
+            snapshot,
+            request.headers,
+            request.peer,
+            request.now_ms,
+            memo,
+        );
+        let result = result.and_then(|identity| authorize(snapshot, identity, request));
+        Verdict { result, cache }
+    }
+
+    /// Authentication alone: credential → profile → active → method → token valid → IP allowed.
+    pub fn authenticate<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        now_ms: u64,
+    ) -> Verdict<Identity<'s>> {
+        self.authenticate_on_connection(snapshot, headers, peer, now_ms, None)
+    }
+
+    fn authenticate_on_connection<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        now_ms: u64,
+        memo: Option<&mut ConnectionMemo>,
+    ) -> Verdict<Identity<'s>> {
+        let mut cache = CacheUse::NotUsed;
+        let result = match credential::extract(headers) {
+            Err(reject) => Err(reject),
+            Ok(Credential::AuthToken(token)) => authenticate_auth_token(snapshot, &token, now_ms),
+            Ok(Credential::Bearer(token)) => {
+                self.authenticate_jwt(snapshot, token, now_ms, &mut cache, memo)
+            }
+        };
+        let result = result.and_then(|identity| {
+            let ip_allow = &identity.profile.ip_allow;
+            if ip_allow.is_empty() || ip_allow.iter().any(|block| block.contains(peer)) {
+                Ok(identity)
+            } else {
+                Err(Reject::Forbidden)
+            }
+        });
+        Verdict { result, cache }
+    }
+
+    fn authenticate_jwt<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        token: &[u8],
+        now_ms: u64,
+        cache_use: &mut CacheUse,
+        mut memo: Option<&mut ConnectionMemo>,
+    ) -> Result<Identity<'s>, Reject> {
+        let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let Some(cache) = &self.cache else {
+            return verify_jwt(snapshot, token, now_s, now_ms).map(|(identity, _)| identity);
+        };
+        if token.len() > jwt::MAX_JWT_LEN {
+            return Err(Reject::InvalidToken);
+        }
+        // The connection's last token, compared byte for byte: no digest, no shared cache.
+        if let Some(verified) = memo.as_deref().and_then(|m| m.recall(token)) {
+            if let Some(identity) = revalidate(snapshot, verified, now_s, now_ms)? {
+                *cache_use = CacheUse::Hit;
+                return Ok(identity);
+            }
+        }
+        let token_key = token_digest(token);
+        if let Some(verified) = cache.get(&token_key) {
+            if let Some(identity) = revalidate(snapshot, &verified, now_s, now_ms)? {
+                *cache_use = CacheUse::Hit;
+                if let Some(memo) = memo.as_deref_mut() {
+                    memo.remember(token, &verified);
+                }
+                return Ok(identity);
+            }
+        }
+        *cache_use = CacheUse::Miss;
+        let (identity, verified) = verify_jwt(snapshot, token, now_s, now_ms)?;
+        if let Some(memo) = memo {
+            memo.remember(token, &verified);
+        }
+        cache.insert(token_key, verified);
+        Ok(identity)
+    }
+}
+
+fn authenticate_auth_token<'s>(
+    snapshot: &'s Snapshot,
+    token: &[u8],
+    now_ms: u64,
+) -> Result<Identity<'s>, Reject> {
+    let entry = snapshot
+        .profile_by_token(&token_digest(token))
+        .ok_or(Reject::InvalidToken)?;
+    let profile = &*entry.profile;
+    if !entry.is_live(now_ms) || !profile.active || !matches!(profile.auth, CompiledAuth::Token) {
+        return Err(Reject::InvalidToken);
+    }
+    Ok(Identity {
+        profile,
+        auth: AuthKind::Token,
+        jwt: None,
+    })
+}
+
+/// Checks a cached verification against the profile's current state.
+/// `Ok(None)`: the profile changed since, so verify the token afresh.
+fn revalidate<'s>(
+    snapshot: &'s Snapshot,
+    verified: &Arc<VerifiedJwt>,
+    now_s: i64,
+    now_ms: u64,
+) -> Result<Option<Identity<'s>>, Reject> {
+    let entry = snapshot
+        .profile_by_token(&verified.key_digest)
+        .ok_or(Reject::InvalidToken)?;
+    let profile = &*entry.profile;
+    if profile.generation != verified.generation {
+        return Ok(None);
+    }
+    if !entry.is_live(now_ms)
+        || !profile.active
+        || !matches!(profile.auth, CompiledAuth::Jwt { .. })
+    {
+        return Err(Reject::InvalidToken);
+    }
+    jwt::check_times(verified.exp, verified.nbf, profile.leeway_s(), now_s)?;
+    Ok(Some(Identity {
+        profile,
+        auth: AuthKind::Jwt,
+        jwt: Some(verified.clone()),
+    }))
+}
+
+/// Full verification: parse, find the profile by key claim, then (only then) the signature and claims.
+fn verify_jwt<'s>(
+    snapshot: &'s Snapshot,
+    token: &[u8],
+    now_s: i64,
+    now_ms: u64,
+) -> Result<(Identity<'s>, Arc<VerifiedJwt>), Reject> {
+    let parsed = jwt::parse(token)?;
+    let key_digest = parsed.key_digest.ok_or(Reject::InvalidToken)?;
+    let entry = snapshot
+        .profile_by_token(&key_digest)
+        .ok_or(Reject::InvalidToken)?;
+    let profile = &*entry.profile;
+    if !entry.is_live(now_ms) || !profile.active {
+        return Err(Reject::InvalidToken);
+    }
+    let CompiledAuth::Jwt { alg, key, rules } = &profile.auth else {
+        return Err(Reject::InvalidToken);
+    };
+    if *alg != parsed.alg {
+        return Err(Reject::InvalidToken);
+    }
+    let mut signature_buf = [0u8; MAX_SIGNATURE_LEN];
+    let signature = parsed.signature(&mut signature_buf)?;
+    let signature_ok = match (key, parsed.alg) {
+        (VerifyKey::Hmac(key), JwtAlg::HS256) => key.verify(parsed.signing_input, signature),
+        (VerifyKey::Rsa(key), JwtAlg::RS256) => key.verify(parsed.signing_input, signature),
+        _ => false,
+    };
+    if !signature_ok {
+        return Err(Reject::InvalidToken);
+    }
+    jwt::check_claims(&parsed.claims, rules, now_s)?;
+    let verified = Arc::new(VerifiedJwt {
+        key_digest,
+        generation: profile.generation,
+        exp: parsed.claims.exp,
+        nbf: parsed.claims.nbf,
+        caller_name: parsed.claims.name,
+        ttl: VerifiedJwt::ttl_for(parsed.claims.exp, rules.leeway_s, now_s),
+    });
+    Ok((
+        Identity {
+            profile,
+            auth: AuthKind::Jwt,
+            jwt: Some(verified.clone()),
+        },
+        verified,
+    ))
+}
+
+/// Authorization after authentication: route → collection granted → rate limit → endpoint active.
+fn authorize<'s, 'r>(
+    snapshot: &'s Snapshot,
+    identity: Identity<'s>,
+    request: &Request<'r>,
+) -> Result<Admitted<'s, 'r>, Reject> {
+    let (collection, endpoint, rest_path) = snapshot
+        .route(request.method, request.path)
+        .ok_or(Reject::NotFound)?;
+    if !identity.profile.grants(collection.index) {
+        return Err(Reject::Forbidden);
+    }
+    let endpoint = endpoint.ok_or(Reject::NotFound)?;
+    if let Some(limiter) = &identity.profile.rate_limiter {
+        limiter
+            .check(request.now_ms)
+            .map_err(|retry_after_s| Reject::RateLimited { retry_after_s })?;
+    }
+    if !endpoint.active {
+        return Err(Reject::NotFound);
+    }
+    Ok(Admitted {
+        identity,
+        collection,
+        endpoint,
+        rest_path,
+    })
+}

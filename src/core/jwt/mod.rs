@@ -1,0 +1,705 @@
+//! Compact JWS parsing and claim checks (RFC 7515/7519, RFC 8725): no I/O, no signature work.
+//!
+//! [`parse`] checks the shape, decodes header and payload into stack buffers, rejects
+//! duplicate JSON keys, `crit` and every `alg` but `HS256`/`RS256`, and digests the key
+//! claim so the profile can be found before any signature is checked.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::core::model::JwtAlg;
+use crate::core::reject::Reject;
+use crate::core::token::{token_digest, TokenDigest};
+
+/// Longest accepted compact JWT, in bytes.
+pub const MAX_JWT_LEN: usize = 8 * 1024;
+/// Longest accepted decoded header, in bytes.
+const MAX_HEADER_LEN: usize = 1024;
+/// Longest accepted decoded payload, in bytes.
+const MAX_PAYLOAD_LEN: usize = 6 * 1024;
+/// Payloads up to this size are decoded into a small stack buffer.
+const SMALL_PAYLOAD_LEN: usize = 512;
+/// Longest accepted decoded signature (an 8192-bit RSA signature).
+pub const MAX_SIGNATURE_LEN: usize = 1024;
+/// Most JSON members accepted in the header or the payload.
+const MAX_MEMBERS: usize = 64;
+
+/// Strict base64url: no padding, canonical trailing bits.
+pub const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+/// A parsed, not yet verified, compact JWT borrowing from the request.
+#[derive(Debug)]
+pub struct Jwt<'a> {
+    /// `header.payload`: the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    /// The base64url signature segment, decoded only when a profile was found.
+    pub signature_b64: &'a [u8],
+    /// The header's `alg`.
+    pub alg: JwtAlg,
+    /// SHA-256 of the key claim (the auth token the JWT names); `None` when the JWT names none.
+    pub key_digest: Option<TokenDigest>,
+    /// The claims tokengate checks.
+    pub claims: Claims,
+}
+
+/// The registered claims tokengate reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    /// `exp`, seconds since the epoch.
+    pub exp: Option<i64>,
+    /// `nbf`, seconds since the epoch.
+    pub nbf: Option<i64>,
+    /// `iat`, seconds since the epoch.
+    pub iat: Option<i64>,
+    /// `iss`, when a string.
+    pub iss: Option<Box<str>>,
+    /// `name`: the caller's display name, when a string.
+    pub name: Option<Box<str>>,
+    /// Which claims were present at all, by [`ClaimSet`] bit.
+    pub present: ClaimSet,
+}
+
+/// A small set of claim names, for `required_claims`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimSet(u8);
+
+impl ClaimSet {
+    /// The claim names a profile may require.
+    pub const NAMES: [&'static str; 6] = ["exp", "nbf", "iat", "iss", "name", "jti"];
+
+    /// The bit of a requirable claim name; `None` for others.
+    pub fn bit(name: &str) -> Option<u8> {
+        Self::NAMES.iter().position(|n| *n == name).map(|i| 1 << i)
+    }
+
+    /// Adds a claim by name (unknown names are ignored).
+    pub fn insert(&mut self, name: &str) {
+        if let Some(bit) = Self::bit(name) {
+            self.0 |= bit;
+        }
+    }
+
+    /// Whether every claim of `required` is in `self`.
+    pub fn contains_all(self, required: ClaimSet) -> bool {
+        self.0 & required.0 == required.0
+    }
+}
+
+/// The claim rules of one JWT profile.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRules {
+    /// Claims that must be present.
+    pub required: ClaimSet,
+    /// Longest lifetime accepted, seconds.
+    pub max_lifetime_s: Option<i64>,
+    /// When non-empty, `iss` must be one of these.
+    pub allowed_issuers: Box<[Box<str>]>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_s: i64,
+}
+
+/// Parses a compact JWS: shape, header, payload and key claim. No signature work.
+pub fn parse(token: &[u8]) -> Result<Jwt<'_>, Reject> {
+    if token.len() > MAX_JWT_LEN || !token.iter().all(|&b| is_jws_byte(b)) {
+        return Err(Reject::InvalidToken);
+    }
+    let mut parts = token.splitn(3, |&b| b == b'.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Reject::InvalidToken);
+    };
+    if header_b64.is_empty()
+        || payload_b64.is_empty()
+        || signature_b64.is_empty()
+        || signature_b64.contains(&b'.')
+    {
+        return Err(Reject::InvalidToken);
+    }
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+
+    let mut header_buf = [0u8; MAX_HEADER_LEN];
+    let header_json = decode_into(header_b64, &mut header_buf)?;
+    let header = parse_header(header_json)?;
+
+    // Most payloads are small: decode them into a small buffer rather than zeroing 6 KiB.
+    let payload = if base64::decoded_len_estimate(payload_b64.len()) <= SMALL_PAYLOAD_LEN {
+        let mut payload_buf = [0u8; SMALL_PAYLOAD_LEN];
+        parse_payload(decode_into(payload_b64, &mut payload_buf)?)?
+    } else {
+        let mut payload_buf = [0u8; MAX_PAYLOAD_LEN];
+        parse_payload(decode_into(payload_b64, &mut payload_buf)?)?
+    };
+
+    let key_digest = payload.key_digest.or(header.kid_digest);
+    Ok(Jwt {
+        signing_input,
+        signature_b64,
+        alg: header.alg,
+        key_digest,
+        claims: payload.claims,
+    })
+}
+
+impl Jwt<'_> {
+    /// Decodes the signature into `buf`.
+    pub fn signature<'b>(&self, buf: &'b mut [u8; MAX_SIGNATURE_LEN]) -> Result<&'b [u8], Reject> {
+        decode_into(self.signature_b64, buf).map(|s| &*s)
+    }
+}
+
+/// Checks `exp` and `nbf` against `now_s` with `leeway_s`; used on every request, cached or not.
+pub fn check_times(
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    leeway_s: i64,
+    now_s: i64,
+) -> Result<(), Reject> {
+    if let Some(exp) = exp {
+        if now_s >= exp.saturating_add(leeway_s) {
+            return Err(Reject::TokenExpired);
+        }
+    }
+    if let Some(nbf) = nbf {
+        if now_s.saturating_add(leeway_s) < nbf {
+            return Err(Reject::TokenNotYetValid);
+        }
+    }
+    Ok(())
+}
+
+/// Checks every claim rule of a profile after the signature was verified.
+pub fn check_claims(claims: &Claims, rules: &ClaimRules, now_s: i64) -> Result<(), Reject> {
+    if !claims.present.contains_all(rules.required) {
+        return Err(Reject::InvalidToken);
+    }
+    if !rules.allowed_issuers.is_empty() {
+        let iss = claims.iss.as_deref().ok_or(Reject::InvalidToken)?;
+        if !rules
+            .allowed_issuers
+            .iter()
+            .any(|allowed| **allowed == *iss)
+        {
+            return Err(Reject::InvalidToken);
+        }
+    }
+    if let Some(max) = rules.max_lifetime_s {
+        let exp = claims.exp.ok_or(Reject::InvalidToken)?;
+        let too_long_from_iat = claims.iat.is_some_and(|iat| exp.saturating_sub(iat) > max);
+        if too_long_from_iat || exp.saturating_sub(now_s) > max {
+            return Err(Reject::InvalidToken);
+        }
+    }
+    check_times(claims.exp, claims.nbf, rules.leeway_s, now_s)
+}
+
+/// `JWS_BYTES[b]` is true for the bytes of a compact JWS: base64url and `.`.
+static JWS_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        b += 1;
+    }
+    table
+};
+
+#[inline]
+fn is_jws_byte(b: u8) -> bool {
+    JWS_BYTES[usize::from(b)]
+}
+
+fn decode_into<'b>(segment: &[u8], buf: &'b mut [u8]) -> Result<&'b mut [u8], Reject> {
+    if base64::decoded_len_estimate(segment.len()) > buf.len() {
+        return Err(Reject::InvalidToken);
+    }
+    let len = BASE64URL
+        .decode_slice(segment, buf)
+        .map_err(|_| Reject::InvalidToken)?;
+    Ok(&mut buf[..len])
+}
+
+struct Header {
+    alg: JwtAlg,
+    kid_digest: Option<TokenDigest>,
+}
+
+fn parse_header(json: &[u8]) -> Result<Header, Reject> {
+    let fields: HeaderFields = deserialize_object(json)?;
+    if fields.crit {
+        return Err(Reject::InvalidToken);
+    }
+    let alg = match fields.alg.as_deref() {
+        Some("HS256") => JwtAlg::HS256,
+        Some("RS256") => JwtAlg::RS256,
+        _ => return Err(Reject::InvalidToken),
+    };
+    let kid_digest = fields
+        .kid
+        .filter(|k| !k.is_empty())
+        .map(|k| token_digest(k.as_bytes()));
+    Ok(Header { alg, kid_digest })
+}
+
+struct Payload {
+    key_digest: Option<TokenDigest>,
+    claims: Claims,
+}
+
+fn parse_payload(json: &[u8]) -> Result<Payload, Reject> {
+    let fields: PayloadFields = deserialize_object(json)?;
+    Ok(Payload {
+        key_digest: fields.key_digest,
+        claims: fields.claims,
+    })
+}
+
+fn deserialize_object<T: ObjectFields>(json: &[u8]) -> Result<T, Reject> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value = de
+        .deserialize_map(ObjectVisitor::<T>(std::marker::PhantomData))
+        .map_err(|_| Reject::InvalidToken)?;
+    de.end().map_err(|_| Reject::InvalidToken)?;
+    Ok(value)
+}
+
+/// Members of a JSON object read one at a time; duplicate keys are refused by [`ObjectVisitor`].
+trait ObjectFields: Default {
+    /// Reads the value of member `key`.
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+    /// Called once all members were read.
+    fn finish(&mut self) {}
+}
+
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: ObjectFields> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut fields = T::default();
+        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(8);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if seen.len() >= MAX_MEMBERS || seen.contains(&key) {
+                return Err(de::Error::custom("duplicate or too many members"));
+            }
+            fields.read(&key, &mut map)?;
+            seen.push(key);
+        }
+        fields.finish();
+        Ok(fields)
+    }
+}
+
+#[derive(Default)]
+struct HeaderFields {
+    alg: Option<String>,
+    kid: Option<String>,
+    crit: bool,
+}
+
+impl ObjectFields for HeaderFields {
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "alg" => self.alg = Some(map.next_value::<String>()?),
+            "kid" => self.kid = map.next_value::<MaybeString>()?.0.map(Cow::into_owned),
+            "crit" => {
+                map.next_value::<IgnoredAny>()?;
+                self.crit = true;
+            }
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct PayloadFields {
+    /// Candidates for the key claim, in lookup order.
+    key_claims: [Option<TokenDigest>; 3],
+    key_digest: Option<TokenDigest>,
+    claims: Claims,
+}
+
+impl ObjectFields for PayloadFields {
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        self.claims.present.insert(key);
+        let slot = match key {
+            "https://www.workato.com/sub" => Some(0),
+            "workato_sub" => Some(1),
+            "sub" => Some(2),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            let value = map.next_value::<MaybeString>()?.0;
+            self.key_claims[slot] = value
+                .filter(|v| !v.is_empty())
+                .map(|v| token_digest(v.as_bytes()));
+            return Ok(());
+        }
+        match key {
+            "exp" => self.claims.exp = Some(map.next_value::<NumericDate>()?.0),
+            "nbf" => self.claims.nbf = Some(map.next_value::<NumericDate>()?.0),
+            "iat" => self.claims.iat = Some(map.next_value::<NumericDate>()?.0),
+            "iss" => self.claims.iss = map.next_value::<MaybeString>()?.0.map(|s| s.into()),
+            "name" => self.claims.name = map.next_value::<MaybeString>()?.0.map(|s| s.into()),
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        self.key_digest = self.key_claims.iter().flatten().next().copied();
+    }
+}
+
+/// An object key, borrowed from the input when it holds no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(CowStrVisitor).map(Key)
+    }
+}
+
+struct CowStrVisitor;
+
+impl<'de> Visitor<'de> for CowStrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A value that is kept when it is a string and skipped otherwise.
+struct MaybeString<'de>(Option<Cow<'de, str>>);
+
+impl<'de> de::Deserialize<'de> for MaybeString<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MaybeStringVisitor)
+    }
+}
+
+struct MaybeStringVisitor;
+
+impl<'de> Visitor<'de> for MaybeStringVisitor {
+    type Value = MaybeString<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(MaybeString(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(MaybeString(Some(Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MaybeString(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MaybeString(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MaybeString(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MaybeString(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MaybeString(None))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(MaybeString(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(MaybeString(None))
+    }
+}
+
+/// A NumericDate: a JSON number only (a string is refused), as whole seconds.
+struct NumericDate(i64);
+
+impl<'de> de::Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NumericDateVisitor)
+    }
+}
+
+struct NumericDateVisitor;
+
+impl Visitor<'_> for NumericDateVisitor {
+    type Value = NumericDate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON number")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(NumericDate(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(NumericDate(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // `as` saturates; fractional seconds round down.
+        Ok(NumericDate(v.floor() as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        BASE64URL.encode(text)
+    }
+
+    fn token(header: &str, payload: &str) -> String {
+        format!("{}.{}.{}", b64(header), b64(payload), b64("signature"))
+    }
+
+    const HS: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    #[test]
+    fn parses_alg_claims_and_key_digest() {
+        let t = token(
+            HS,
+            r#"{"sub":"tok","name":"Ann","exp":100,"nbf":50.7,"iat":40,"iss":"me"}"#,
+        );
+        let jwt = parse(t.as_bytes()).unwrap();
+        assert_eq!(jwt.alg, JwtAlg::HS256);
+        assert_eq!(jwt.key_digest, Some(token_digest(b"tok")));
+        assert_eq!(jwt.claims.exp, Some(100));
+        assert_eq!(jwt.claims.nbf, Some(50));
+        assert_eq!(jwt.claims.name.as_deref(), Some("Ann"));
+        assert_eq!(jwt.claims.iss.as_deref(), Some("me"));
+        let mut buf = [0u8; MAX_SIGNATURE_LEN];
+        assert_eq!(jwt.signature(&mut buf).unwrap(), b"signature");
+        assert_eq!(jwt.signing_input, t.rsplit_once('.').unwrap().0.as_bytes());
+    }
+
+    #[test]
+    fn key_claim_order() {
+        let all = r#"{"sub":"c","workato_sub":"b","https://www.workato.com/sub":"a"}"#;
+        assert_eq!(
+            parse(token(HS, all).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"a"))
+        );
+        let two = r#"{"sub":"c","workato_sub":"b"}"#;
+        assert_eq!(
+            parse(token(HS, two).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"b"))
+        );
+        let empty_first = r#"{"sub":"c","workato_sub":""}"#;
+        assert_eq!(
+            parse(token(HS, empty_first).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"c"))
+        );
+        let kid = token(r#"{"alg":"HS256","kid":"k"}"#, r#"{"sub":5}"#);
+        assert_eq!(
+            parse(kid.as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"k"))
+        );
+        let escaped = r#"{"sub":"tok"}"#;
+        assert_eq!(
+            parse(token(HS, escaped).as_bytes()).unwrap().key_digest,
+            Some(token_digest(b"tok"))
+        );
+        assert_eq!(
+            parse(token(HS, r#"{"name":"x"}"#).as_bytes())
+                .unwrap()
+                .key_digest,
+            None
+        );
+    }
+
+    #[test]
+    fn refuses_bad_headers() {
+        for header in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"hs256"}"#,
+            r#"{"alg":"HS384"}"#,
+            r#"{"typ":"JWT"}"#,
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+            r#"{"alg":"HS256","alg":"RS256"}"#,
+            r#"{"alg":256}"#,
+            r#"["alg"]"#,
+            r#"{"alg":"HS256"} trailing"#,
+        ] {
+            assert_eq!(
+                parse(token(header, r#"{"sub":"t"}"#).as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_bad_payloads() {
+        for payload in [
+            r#"{"sub":"t","exp":"100"}"#,
+            r#"{"sub":"t","nbf":null}"#,
+            r#"{"sub":"t","iat":true}"#,
+            r#"{"sub":"t","sub":"u"}"#,
+            r#"not json"#,
+        ] {
+            assert_eq!(
+                parse(token(HS, payload).as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        let good = token(HS, r#"{"sub":"t"}"#);
+        let (input, _) = good.rsplit_once('.').unwrap();
+        for bad in [
+            String::new(),
+            format!("{input}."),
+            input.to_owned(),
+            format!("{good}.x"),
+            format!("{input}.c2lnbmF0dXJl="),
+            good.replace('.', " "),
+            format!("{good}+"),
+            "a".repeat(MAX_JWT_LEN + 1),
+            format!("{}.{}.sig", b64(HS).to_owned() + "=", b64(r#"{"sub":"t"}"#)),
+        ] {
+            assert_eq!(
+                parse(bad.as_bytes()).unwrap_err(),
+                Reject::InvalidToken,
+                "{bad}"
+            );
+        }
+        // "Hi" is "SGk"; "SGl" carries non-zero trailing bits: non-canonical.
+        let mut buf = [0u8; MAX_SIGNATURE_LEN];
+        let noncanonical = format!("{input}.SGl");
+        let jwt = parse(noncanonical.as_bytes()).unwrap();
+        assert_eq!(jwt.signature(&mut buf), Err(Reject::InvalidToken));
+        let canonical = format!("{input}.SGk");
+        let jwt = parse(canonical.as_bytes()).unwrap();
+        assert_eq!(jwt.signature(&mut buf).unwrap(), b"Hi");
+    }
+
+    #[test]
+    fn times_with_leeway() {
+        assert_eq!(check_times(Some(100), None, 0, 99), Ok(()));
+        assert_eq!(
+            check_times(Some(100), None, 0, 100),
+            Err(Reject::TokenExpired)
+        );
+        assert_eq!(check_times(Some(100), None, 60, 159), Ok(()));
+        assert_eq!(
+            check_times(None, Some(100), 0, 99),
+            Err(Reject::TokenNotYetValid)
+        );
+        assert_eq!(check_times(None, Some(100), 60, 40), Ok(()));
+        assert_eq!(check_times(Some(i64::MAX), Some(i64::MIN), 60, 0), Ok(()));
+    }
+
+    #[test]
+    fn claim_rules() {
+        let mut required = ClaimSet::default();
+        required.insert("exp");
+        let rules = ClaimRules {
+            required,
+            leeway_s: 60,
+            ..ClaimRules::default()
+        };
+        let mut claims = Claims::default();
+        assert_eq!(check_claims(&claims, &rules, 0), Err(Reject::InvalidToken));
+        claims.exp = Some(1000);
+        claims.present.insert("exp");
+        assert_eq!(check_claims(&claims, &rules, 0), Ok(()));
+
+        let lifetime = ClaimRules {
+            max_lifetime_s: Some(300),
+            leeway_s: 60,
+            ..ClaimRules::default()
+        };
+        assert_eq!(
+            check_claims(&claims, &lifetime, 0),
+            Err(Reject::InvalidToken)
+        );
+        assert_eq!(check_claims(&claims, &lifetime, 800), Ok(()));
+        claims.iat = Some(0);
+        assert_eq!(
+            check_claims(&claims, &lifetime, 800),
+            Err(Reject::InvalidToken)
+        );
+        assert_eq!(
+            check_claims(&Claims::default(), &lifetime, 0),
+            Err(Reject::InvalidToken)
+        );
+
+        let issuers = ClaimRules {
+            allowed_issuers: vec!["a".into()].into(),
+            ..ClaimRules::default()
+        };
+        assert_eq!(
+            check_claims(&Claims::default(), &issuers, 0),
+            Err(Reject::InvalidToken)
+        );
+        let from_a = Claims {
+            iss: Some("a".into()),
+            ..Claims::default()
+        };
+        assert_eq!(check_claims(&from_a, &issuers, 0), Ok(()));
+        let from_b = Claims {
+            iss: Some("b".into()),
+            ..Claims::default()
+        };
+        assert_eq!(
+            check_claims(&from_b, &issuers, 0),
+            Err(Reject::InvalidToken)
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The verification core: everything that decides on a request, as plain functions over plain
+//! data. No I/O here: no sockets, no files, no clock but the one passed in. The data plane, the
+//! admin API, the criterion benches and the unit tests all call it directly.
+//!
+//! - [`model`]: the stored objects (collections, endpoints, clients, profiles) as serde types.
+//! - [`rules`]: what a collection path, endpoint method and path, upstream URL and fixed
+//!   response may be; one source of truth for the admin API and the route compiler.
+//! - [`route`]: compiled collections and endpoint matching (`/orders/:id`).
+//! - [`registry`]: the compiled snapshot the data plane reads (keys parsed once), swapped whole.
+//! - [`credential`]: zero-copy extraction of the credential from the request headers.
+//! - [`jwt`]: compact JWS parsing and claim checks (RFC 7515, 7519, 8725).
+//! - [`keys`]: HMAC and RSA public keys, parsed once, and their verify operations.
+//! - [`token`]: auth tokens: generation, SHA-256 digests, masks.
+//! - [`cache`]: the moka memo of verified tokens, generation-checked.
+//! - [`gate`]: the decision, in the SPEC's order: route → credential → verify → authorize.
+//! - [`ratelimit`], [`cidr`]: per-profile rate limits and `ip_allow` ranges.
+//! - [`reject`]: every reason to refuse a request, one per error code.
+
+pub mod cache;
+pub mod cidr;
+pub mod credential;
+pub mod gate;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod ratelimit;
+pub mod registry;
+pub mod reject;
+pub mod route;
+pub mod rules;
+pub mod token;

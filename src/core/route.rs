@@ -1,0 +1,386 @@
+//! Routing: `/<collection path><endpoint path>` to a compiled endpoint, with `:param` segments.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::core::model::{Endpoint, FixedResponse};
+
+/// What a matched endpoint does.
+#[derive(Debug)]
+pub enum Action {
+    /// Forward to an upstream URL.
+    Upstream(Upstream),
+    /// Answer with a fixed response.
+    Fixed(FixedReply),
+}
+
+/// A parsed upstream URL.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http` (the only scheme supported).
+    pub scheme: Scheme,
+    /// `host:port`.
+    pub authority: Authority,
+    /// The URL's path without a trailing `/`; the request's path after the collection is appended.
+    pub base_path: Box<str>,
+}
+
+/// A prebuilt fixed response.
+#[derive(Debug, Clone)]
+pub struct FixedReply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers, `content-type: application/json` unless overridden.
+    pub headers: HeaderMap,
+    /// The JSON body, serialized once.
+    pub body: Bytes,
+}
+
+/// One endpoint, ready to match.
+#[derive(Debug)]
+pub struct CompiledEndpoint {
+    /// The endpoint's id.
+    pub id: Box<str>,
+    /// The endpoint's name.
+    pub name: Box<str>,
+    /// The method it answers.
+    pub method: Method,
+    /// Its path, split into segments.
+    segments: Box<[Segment]>,
+    /// Whether it is active (inactive endpoints answer 404).
+    pub active: bool,
+    /// What it does.
+    pub action: Action,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    Param,
+}
+
+/// The endpoints of one collection.
+#[derive(Debug)]
+pub struct CompiledCollection {
+    /// Position in the snapshot; profiles grant collections by this index.
+    pub index: u32,
+    /// The collection's id.
+    pub id: Box<str>,
+    /// Endpoints without parameters, by path, then method.
+    exact: HashMap<Box<str>, Vec<(Method, usize)>>,
+    /// Every endpoint, in definition order.
+    pub endpoints: Vec<CompiledEndpoint>,
+}
+
+/// Why an endpoint could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// The offending field, relative to the endpoint.
+    pub field: &'static str,
+    /// One sentence.
+    pub message: String,
+}
+
+impl CompiledCollection {
+    /// Compiles the endpoints of a collection.
+    pub fn build(
+        index: u32,
+        id: &str,
+        endpoints: &[Endpoint],
+    ) -> Result<Self, (usize, RouteError)> {
+        let mut compiled = Vec::with_capacity(endpoints.len());
+        let mut exact = HashMap::new();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let endpoint = compile_endpoint(endpoint).map_err(|e| (i, e))?;
+            if endpoint.segments.iter().all(|s| *s != Segment::Param) {
+                exact
+                    .entry(normalized_path(&endpoint.segments))
+                    .or_insert_with(Vec::new)
+                    .push((endpoint.method.clone(), i));
+            }
+            compiled.push(endpoint);
+        }
+        Ok(CompiledCollection {
+            index,
+            id: id.into(),
+            exact,
+            endpoints: compiled,
+        })
+    }
+
+    /// Finds the endpoint for `method` and `rest`, the path after the collection segment.
+    pub fn find(&self, method: &Method, rest: &str) -> Option<&CompiledEndpoint> {
+        let rest = trim_trailing_slash(rest);
+        // Exact paths first: one hash lookup in the common case.
+        if let Some(&(_, i)) = self
+            .exact
+            .get(rest)
+            .and_then(|by_method| by_method.iter().find(|(m, _)| m == method))
+        {
+            return self.endpoints.get(i);
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.method == *method && segments_match(&e.segments, rest))
+    }
+}
+
+/// Splits a request path into the collection segment and the rest (`""` → `/`).
+pub fn split_collection(path: &str) -> Option<(&str, &str)> {
+    let path = path.strip_prefix('/')?;
+    match path.find('/') {
+        Some(i) => Some((&path[..i], &path[i..])),
+        None => Some((path, "/")),
+    }
+}
+
+fn trim_trailing_slash(rest: &str) -> &str {
+    match rest.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => {
+            if rest.is_empty() {
+                "/"
+            } else {
+                rest
+            }
+        }
+    }
+}
+
+fn normalized_path(segments: &[Segment]) -> Box<str> {
+    let mut path = String::new();
+    for segment in segments {
+        path.push('/');
+        if let Segment::Literal(text) = segment {
+            path.push_str(text);
+        }
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path.into()
+}
+
+fn segments_match(segments: &[Segment], rest: &str) -> bool {
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    // "" has no segments at all (the endpoint path "/"), not one empty segment.
+    let mut parts = rest.split('/').filter(|_| !rest.is_empty());
+    for segment in segments {
+        match (segment, parts.next()) {
+            (Segment::Literal(want), Some(got)) if **want == *got => {}
+            (Segment::Param, Some(got)) if !got.is_empty() => {}
+            _ => return false,
+        }
+    }
+    parts.next().is_none()
+}
+
+fn compile_endpoint(endpoint: &Endpoint) -> Result<CompiledEndpoint, RouteError> {
+    let method =
+        Method::from_bytes(endpoint.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            RouteError {
+                field: "method",
+                message: format!("{:?} is not an HTTP method", endpoint.method),
+            }
+        })?;
+    let segments = parse_segments(&endpoint.path)?;
+    let action = match (&endpoint.upstream, &endpoint.response) {
+        (Some(url), None) => Action::Upstream(parse_upstream(url)?),
+        (None, Some(response)) => Action::Fixed(build_fixed(response)?),
+        _ => {
+            return Err(RouteError {
+                field: "upstream",
+                message: "an endpoint needs exactly one of upstream and response".into(),
+            })
+        }
+    };
+    Ok(CompiledEndpoint {
+        id: endpoint.id.as_str().into(),
+        name: endpoint.name.as_str().into(),
+        method,
+        segments,
+        active: endpoint.active,
+        action,
+    })
+}
+
+fn parse_segments(path: &str) -> Result<Box<[Segment]>, RouteError> {
+    let bad = |why: &str| RouteError {
+        field: "path",
+        message: format!("{path:?} {why}"),
+    };
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| bad("must start with /"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok(Box::new([]));
+    }
+    rest.split('/')
+        .map(|part| {
+            if let Some(name) = part.strip_prefix(':') {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(bad("has a :param without a name"));
+                }
+                Ok(Segment::Param)
+            } else if !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+            {
+                Ok(Segment::Literal(part.into()))
+            } else {
+                Err(bad("has an empty or invalid segment"))
+            }
+        })
+        .collect()
+}
+
+/// Parses an `http://host[:port][/path]` upstream URL.
+pub fn parse_upstream(url: &str) -> Result<Upstream, RouteError> {
+    let bad = |why: &str| RouteError {
+        field: "upstream",
+        message: format!("{url:?} {why}"),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(bad(
+            "must be an http:// URL (https upstreams are not supported yet)",
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(bad("must not carry a query"));
+    }
+    let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
+    let base_path = uri.path().trim_end_matches('/');
+    Ok(Upstream {
+        scheme: Scheme::HTTP,
+        authority,
+        base_path: base_path.into(),
+    })
+}
+
+fn build_fixed(response: &FixedResponse) -> Result<FixedReply, RouteError> {
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| s.as_u16() >= 200)
+        .ok_or_else(|| RouteError {
+            field: "response.status",
+            message: format!("{} is not a valid status", response.status),
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &response.headers {
+        let bad = || RouteError {
+            field: "response.headers",
+            message: format!("{name:?} is not a valid header"),
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        headers.insert(name, value);
+    }
+    let body = serde_json::to_vec(&response.body).map_err(|e| RouteError {
+        field: "response.body",
+        message: e.to_string(),
+    })?;
+    Ok(FixedReply {
+        status,
+        headers,
+        body: Bytes::from(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(method: &str, path: &str) -> Endpoint {
+        Endpoint {
+            id: format!("{method}{path}"),
+            name: "e".into(),
+            method: method.into(),
+            path: path.into(),
+            upstream: None,
+            response: Some(FixedResponse {
+                status: 200,
+                headers: Default::default(),
+                body: serde_json::json!({"ok":true}),
+            }),
+            active: true,
+        }
+    }
+
+    #[test]
+    fn splits_collection_prefix() {
+        assert_eq!(
+            split_collection("/shop/orders/1"),
+            Some(("shop", "/orders/1"))
+        );
+        assert_eq!(split_collection("/shop"), Some(("shop", "/")));
+        assert_eq!(split_collection("shop"), None);
+    }
+
+    #[test]
+    fn matches_exact_and_params() {
+        let c = CompiledCollection::build(
+            0,
+            "c",
+            &[
+                endpoint("GET", "/orders"),
+                endpoint("GET", "/orders/:id"),
+                endpoint("post", "/orders/:id/items"),
+                endpoint("GET", "/"),
+            ],
+        )
+        .unwrap();
+        let id = |m: Method, p: &str| c.find(&m, p).map(|e| e.id.to_string());
+        assert_eq!(id(Method::GET, "/orders").as_deref(), Some("GET/orders"));
+        assert_eq!(id(Method::GET, "/orders/").as_deref(), Some("GET/orders"));
+        assert_eq!(
+            id(Method::GET, "/orders/42").as_deref(),
+            Some("GET/orders/:id")
+        );
+        assert_eq!(
+            id(Method::POST, "/orders/42/items").as_deref(),
+            Some("post/orders/:id/items")
+        );
+        assert_eq!(id(Method::GET, "/").as_deref(), Some("GET/"));
+        assert_eq!(id(Method::POST, "/orders"), None);
+        assert_eq!(id(Method::GET, "/orders//items"), None);
+        assert_eq!(id(Method::GET, "/orders/42/items/9"), None);
+        assert_eq!(id(Method::GET, "/other"), None);
+    }
+
+    #[test]
+    fn refuses_bad_endpoints() {
+        assert_eq!(
+            compile_endpoint(&endpoint("GET", "orders"))
+                .unwrap_err()
+                .field,
+            "path"
+        );
+        assert_eq!(
+            compile_endpoint(&endpoint("GET", "/a/:"))
+                .unwrap_err()
+                .field,
+            "path"
+        );
+        assert_eq!(
+            compile_endpoint(&endpoint("G T", "/a")).unwrap_err().field,
+            "method"
+        );
+        let mut both = endpoint("GET", "/a");
+        both.upstream = Some("http://127.0.0.1:1/x".into());
+        assert_eq!(compile_endpoint(&both).unwrap_err().field, "upstream");
+        assert!(parse_upstream("https://example.com").is_err());
+        assert!(parse_upstream("ftp://example.com").is_err());
+        let up = parse_upstream("http://127.0.0.1:9000/base/").unwrap();
+        assert_eq!(&*up.base_path, "/base");
+        assert_eq!(up.authority.as_str(), "127.0.0.1:9000");
+    }
+}

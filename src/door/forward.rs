@@ -1,0 +1,258 @@
+//! Forwarding to upstreams: a pooled hyper client, header hygiene, identity headers, timeouts.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::core::credential::API_TOKEN;
+use crate::core::gate::Identity;
+use crate::core::reject::Reject;
+use crate::core::route::Upstream;
+
+/// A request body on its way upstream, cut off past the size limit.
+pub type UpstreamBody = Limited<Incoming>;
+
+/// Prefix of the headers tokengate sets; incoming ones are always removed.
+const TOKENGATE_PREFIX: &str = "x-tokengate-";
+
+static CLIENT_ID: HeaderName = HeaderName::from_static("x-tokengate-client-id");
+static CLIENT_NAME: HeaderName = HeaderName::from_static("x-tokengate-client-name");
+static PROFILE_ID: HeaderName = HeaderName::from_static("x-tokengate-profile-id");
+static PROFILE_NAME: HeaderName = HeaderName::from_static("x-tokengate-profile-name");
+static AUTH: HeaderName = HeaderName::from_static("x-tokengate-auth");
+static CALLER_NAME: HeaderName = HeaderName::from_static("x-tokengate-caller-name");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Sends admitted requests upstream.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, UpstreamBody>,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder whose upstream answers must start within `timeout`.
+    pub fn new(timeout: Duration) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Forwarder { client, timeout }
+    }
+
+    /// Sends the request and waits for the upstream's response head (bounded by the timeout).
+    pub async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, Reject> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(Reject::GatewayTimeout),
+            Ok(Ok(mut response)) => {
+                strip_hop_by_hop(response.headers_mut());
+                Ok(response)
+            }
+            Ok(Err(error)) => {
+                if is_body_too_large(&error) {
+                    Err(Reject::PayloadTooLarge)
+                } else {
+                    tracing::debug!(error = %error, "upstream request failed");
+                    Err(Reject::BadGateway)
+                }
+            }
+        }
+    }
+}
+
+fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The upstream path and query: the upstream's base path, the request path after the collection, the query.
+pub fn upstream_path(upstream: &Upstream, rest_path: &str, query: Option<&str>) -> String {
+    let mut path_and_query = String::with_capacity(
+        upstream.base_path.len() + rest_path.len() + query.map_or(0, |q| q.len() + 1),
+    );
+    path_and_query.push_str(&upstream.base_path);
+    path_and_query.push_str(rest_path);
+    if let Some(query) = query {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    path_and_query
+}
+
+/// Builds the upstream request: URL, cleaned headers, identity headers, the body as it streams.
+pub fn upstream_request(
+    parts: http::request::Parts,
+    body: UpstreamBody,
+    upstream: &Upstream,
+    path_and_query: String,
+    identity: &Identity<'_>,
+    peer: IpAddr,
+) -> Result<Request<UpstreamBody>, Reject> {
+    let uri = Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| Reject::BadGateway)?;
+
+    let original_host = parts.headers.get(header::HOST).cloned();
+    let mut headers = forwardable_headers(parts.headers);
+    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+        headers.insert(header::HOST, host);
+    }
+    append_forwarded_for(&mut headers, peer);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    let profile = identity.profile;
+    headers.insert(CLIENT_ID.clone(), header_text(&profile.client_id));
+    headers.insert(CLIENT_NAME.clone(), header_text(&profile.client_name));
+    headers.insert(PROFILE_ID.clone(), header_text(&profile.id));
+    headers.insert(PROFILE_NAME.clone(), header_text(&profile.name));
+    headers.insert(
+        AUTH.clone(),
+        HeaderValue::from_static(identity.auth.as_str()),
+    );
+    if let Some(name) = identity.caller_name() {
+        headers.insert(CALLER_NAME.clone(), header_text(name));
+    }
+
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The incoming headers minus credentials, hop-by-hop headers and any `X-Tokengate-*`.
+fn forwardable_headers(incoming: HeaderMap) -> HeaderMap {
+    let connection_listed: Vec<HeaderName> = incoming
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let mut out = HeaderMap::with_capacity(incoming.len() + 8);
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in incoming {
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        let Some(name) = &current else { continue };
+        let drop = *name == API_TOKEN
+            || *name == header::AUTHORIZATION
+            || is_hop_by_hop(name)
+            || connection_listed.contains(name)
+            || name.as_str().starts_with(TOKENGATE_PREFIX);
+        if !drop {
+            out.append(name.clone(), value);
+        }
+    }
+    out
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Removes hop-by-hop headers from an upstream response.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    let peer = peer.to_string();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {peer}"),
+        None => peer,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+}
+
+/// A header value from display text: UTF-8 passes as is; control characters become `?`.
+fn header_text(text: &str) -> HeaderValue {
+    HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        HeaderValue::from_bytes(cleaned.as_bytes()).unwrap_or(HeaderValue::from_static("?"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_hop_by_hop_and_tokengate_headers_are_removed() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert("api-token", HeaderValue::from_static("secret"));
+        incoming.insert("authorization", HeaderValue::from_static("Bearer x"));
+        incoming.insert("x-tokengate-client-id", HeaderValue::from_static("forged"));
+        incoming.insert("X-Tokengate-Whatever", HeaderValue::from_static("forged"));
+        incoming.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        incoming.insert("x-private", HeaderValue::from_static("hop"));
+        incoming.insert("x-keep", HeaderValue::from_static("yes"));
+        incoming.append("accept", HeaderValue::from_static("a"));
+        incoming.append("accept", HeaderValue::from_static("b"));
+        let out = forwardable_headers(incoming);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-keep", "accept"]);
+        assert_eq!(out.get_all("accept").iter().count(), 2);
+    }
+
+    #[test]
+    fn header_text_keeps_utf8_and_replaces_controls() {
+        assert_eq!(header_text("Zoë").as_bytes(), "Zoë".as_bytes());
+        assert_eq!(header_text("a\nb").as_bytes(), b"a?b");
+    }
+}

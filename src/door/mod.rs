@@ -1,0 +1,14 @@
+//! The data plane: the front door that every API call passes through.
+//!
+//! - [`service`]: the hyper service: limits, the gate's decision, then a fixed response or the
+//!   upstream.
+//! - [`forward`]: the upstream proxy (header hygiene, identity headers, streamed bodies).
+//! - [`respond`]: fixed responses and the JSON error bodies of the error table.
+//! - [`layout`]: how the data plane uses the cores (shared runtime or one per core).
+
+pub mod forward;
+pub mod layout;
+pub mod respond;
+pub mod service;
+
+pub use service::{now_ms, DoorFuture, DoorLimits, DoorService, FrontDoor};

@@ -1,0 +1,426 @@
+//! The durable store: the whole [`State`] as one JSON file, replaced atomically, plus the admin key.
+//!
+//! [`FileStore`] writes `<data-dir>/state.json` by writing a temporary file in the same directory,
+//! fsyncing it, renaming it over the old file and fsyncing the directory, so that a crash at any
+//! point leaves either the old or the new state, never a torn one. A state file that cannot be
+//! read is an error, never a reason to start empty: starting empty would silently revoke every
+//! client's access.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::core::model::State;
+use crate::core::token;
+
+/// Name of the state file inside the data directory.
+pub const STATE_FILE: &str = "state.json";
+/// Name of the admin key file inside the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Prefix of the temporary files written before the atomic rename.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Where the state lives. Implementations must make `save` durable before returning.
+pub trait Store: Send + Sync {
+    /// Reads the stored state; `Ok(None)` when nothing was ever saved.
+    fn load(&self) -> Result<Option<State>, StoreError>;
+    /// Replaces the stored state; when this returns `Ok`, a crash loses nothing.
+    fn save(&self, state: &State) -> Result<(), StoreError>;
+}
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A file system operation failed.
+    Io,
+    /// A file exists but is not a valid document (torn, truncated, edited by hand).
+    Corrupt,
+    /// The state file was written by a newer build in a format this build does not know.
+    UnsupportedFormat,
+    /// The operating system's random generator failed.
+    Random,
+}
+
+/// A store failure: what happened, to which file, and why.
+#[derive(Debug)]
+pub struct StoreError {
+    /// The category, for callers that branch on it.
+    kind: StoreErrorKind,
+    /// The file or directory concerned.
+    path: PathBuf,
+    /// One human sentence saying what was being done or what is wrong.
+    message: String,
+    /// The underlying error, if any.
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    fn io(path: &Path, doing: &str, source: io::Error) -> Self {
+        StoreError {
+            kind: StoreErrorKind::Io,
+            path: path.to_owned(),
+            message: doing.to_owned(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    fn corrupt(path: &Path, message: String) -> Self {
+        StoreError {
+            kind: StoreErrorKind::Corrupt,
+            path: path.to_owned(),
+            message,
+            source: None,
+        }
+    }
+
+    /// The category of the failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The file or directory the failure concerns.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether a stored file exists but cannot be understood (corrupt or from a newer build).
+    pub fn is_unreadable_document(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Corrupt | StoreErrorKind::UnsupportedFormat
+        )
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The embedded store: `<data-dir>/state.json`.
+#[derive(Debug)]
+pub struct FileStore {
+    /// The data directory.
+    dir: PathBuf,
+    /// `<dir>/state.json`.
+    state_path: PathBuf,
+}
+
+impl FileStore {
+    /// Opens the store in `data_dir`, creating the directory (mode 0700) if it is missing and
+    /// removing temporary files left by a crash in the middle of a save.
+    pub fn open(data_dir: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
+        let dir = data_dir.into();
+        ensure_data_dir(&dir)?;
+        remove_leftover_temp_files(&dir)?;
+        let state_path = dir.join(STATE_FILE);
+        Ok(FileStore { dir, state_path })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of the state file.
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+}
+
+impl Store for FileStore {
+    fn load(&self) -> Result<Option<State>, StoreError> {
+        let path = &self.state_path;
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(
+                path,
+                "cannot read the state file; tokengate refuses to start rather than start empty",
+                e,
+            )),
+        };
+        parse_state(path, &bytes).map(Some)
+    }
+
+    fn save(&self, state: &State) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError {
+            kind: StoreErrorKind::Io,
+            path: self.state_path.clone(),
+            message: "cannot serialize the state".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+        bytes.push(b'\n');
+        write_atomically(&self.dir, &self.state_path, &bytes)
+    }
+}
+
+/// Decodes a state document, refusing anything this build does not fully understand.
+fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, StoreError> {
+    const REFUSE: &str = "tokengate refuses to start rather than start with an empty state; \
+                          restore the file from a backup or move it aside";
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(StoreError::corrupt(
+            path,
+            format!("the state file is empty (a torn write?); {REFUSE}"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::corrupt(
+            path,
+            format!("the state file is not valid JSON ({e}); {REFUSE}"),
+        )
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(StoreError::corrupt(
+            path,
+            format!("the state file is not a JSON object; {REFUSE}"),
+        ));
+    };
+    match object.get("format") {
+        None => {}
+        Some(format) if format.as_u64() == Some(u64::from(State::FORMAT)) => {}
+        Some(format) => {
+            return Err(StoreError {
+                kind: StoreErrorKind::UnsupportedFormat,
+                path: path.to_owned(),
+                message: format!(
+                "the state file has format {format}, but this build reads only format {}; {REFUSE}",
+                State::FORMAT
+            ),
+                source: None,
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|e| {
+        StoreError::corrupt(
+            path,
+            format!("the state file does not hold a valid state ({e}); {REFUSE}"),
+        )
+    })
+}
+
+/// Creates the data directory (mode 0700, parents included) if it does not exist.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| StoreError::io(dir, "cannot create the data directory", e))?;
+    if !dir.is_dir() {
+        return Err(StoreError::io(
+            dir,
+            "the data directory path is not a directory",
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes `.tmp-*` files: a crash between creating a temporary file and renaming it leaves one.
+fn remove_leftover_temp_files(dir: &Path) -> Result<(), StoreError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| StoreError::io(dir, "cannot list the data directory", e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            let path = entry.path();
+            fs::remove_file(&path)
+                .map_err(|e| StoreError::io(&path, "cannot remove a leftover temporary file", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `target` durably: temporary file (0600) → fsync → rename → fsync directory.
+fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let suffix = token::random_id().map_err(|_| StoreError {
+        kind: StoreErrorKind::Random,
+        path: target.to_owned(),
+        message: "the operating system's random generator failed".to_owned(),
+        source: None,
+    })?;
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!("{TEMP_PREFIX}{file_name}-{suffix}"));
+    let result = write_temp_and_rename(&temp, target, bytes);
+    if result.is_err() {
+        // Best effort: a leftover would also be removed by the next `FileStore::open`.
+        let _ = fs::remove_file(&temp);
+        return result;
+    }
+    sync_dir(dir)
+}
+
+fn write_temp_and_rename(temp: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(temp)
+        .map_err(|e| StoreError::io(temp, "cannot create a temporary file", e))?;
+    file.write_all(bytes)
+        .map_err(|e| StoreError::io(temp, "cannot write a temporary file", e))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io(temp, "cannot flush a temporary file to disk", e))?;
+    drop(file);
+    fs::rename(temp, target).map_err(|e| StoreError::io(target, "cannot replace the file", e))
+}
+
+/// Flushes the directory entry of a rename to disk.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(dir, "cannot flush the data directory to disk", e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The admin API key, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct AdminKey {
+    /// SHA-256 of the key's UTF-8 bytes.
+    digest: [u8; 32],
+}
+
+impl AdminKey {
+    /// The key whose text is `key`.
+    pub fn from_secret(key: &str) -> AdminKey {
+        AdminKey {
+            digest: token::token_digest(key.as_bytes()),
+        }
+    }
+
+    /// Whether `presented` is the admin key. Compares digests in constant time, so neither the
+    /// key's length nor its prefix leaks through timing.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let presented = token::token_digest(presented);
+        let difference = presented
+            .iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+/// Where the admin key came from; the caller logs it (the path, never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminKeySource {
+    /// From the `TOKENGATE_ADMIN_KEY` environment variable.
+    Environment,
+    /// Read from this existing file.
+    File(PathBuf),
+    /// Generated on this first start and written to this file (mode 0600).
+    Created(PathBuf),
+}
+
+/// Returns the admin key: `env_override` (the value of `TOKENGATE_ADMIN_KEY`) when set and not
+/// blank; else the contents of `<data-dir>/admin.key`; else, on the first start, a new key of 32
+/// random bytes as 64 hex characters, written durably to `<data-dir>/admin.key` with mode 0600.
+pub fn load_or_create_admin_key(
+    data_dir: &Path,
+    env_override: Option<String>,
+) -> Result<(AdminKey, AdminKeySource), StoreError> {
+    if let Some(key) = env_override {
+        let key = key.trim();
+        if !key.is_empty() {
+            return Ok((AdminKey::from_secret(key), AdminKeySource::Environment));
+        }
+    }
+    ensure_data_dir(data_dir)?;
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = text.trim();
+            if key.is_empty() {
+                return Err(StoreError::corrupt(
+                    &path,
+                    "the admin key file is empty; delete it to have a new key generated, \
+                     or set TOKENGATE_ADMIN_KEY"
+                        .to_owned(),
+                ));
+            }
+            Ok((AdminKey::from_secret(key), AdminKeySource::File(path)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let new = token::generate().map_err(|_| StoreError {
+                kind: StoreErrorKind::Random,
+                path: path.clone(),
+                message: "the operating system's random generator failed".to_owned(),
+                source: None,
+            })?;
+            let mut text = new.raw;
+            text.push('\n');
+            write_atomically(data_dir, &path, text.as_bytes())?;
+            Ok((
+                AdminKey::from_secret(text.trim()),
+                AdminKeySource::Created(path),
+            ))
+        }
+        Err(e) => Err(StoreError::io(&path, "cannot read the admin key file", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_key_matches_only_itself() {
+        let key = AdminKey::from_secret("correct horse");
+        assert!(key.matches(b"correct horse"));
+        assert!(!key.matches(b"correct hors"));
+        assert!(!key.matches(b""));
+        assert_eq!(format!("{key:?}"), "AdminKey(<redacted>)");
+    }
+
+    #[test]
+    fn state_documents_from_newer_builds_are_refused() {
+        let err = parse_state(Path::new("s.json"), br#"{"format":2}"#).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::UnsupportedFormat);
+        assert!(err.to_string().contains("format 2"), "{err}");
+        let err = parse_state(Path::new("s.json"), br#"{"format":1,"extra":true}"#).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt);
+        let err = parse_state(Path::new("s.json"), b"[]").unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt);
+        let ok = parse_state(Path::new("s.json"), br#"{"format":1,"revision":3}"#).unwrap();
+        assert_eq!(ok.revision, 3);
+    }
+}

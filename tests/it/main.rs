@@ -1,0 +1,19 @@
+//! tokengate's integration tests, one binary: each module is one area, and each test starts the
+//! real server (in-process on free loopback ports, or the real binary) and talks HTTP to it.
+//! Shared helpers live in [`support`].
+
+mod support;
+
+mod admin_api;
+mod admin_to_door;
+mod bench_harness;
+mod cidr;
+mod cli;
+mod decision;
+mod durability;
+mod file_store;
+mod forwarding;
+mod front_door;
+mod interop_http;
+mod keys;
+mod wycheproof;
