@@ -2,8 +2,11 @@
 
 mod admin_client;
 mod admin_cmds;
+mod client_cmd;
+mod collection_cmd;
 mod failure;
 mod jwt_cmd;
+mod profile_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +26,11 @@ pub enum Command {
     /// Run the front door (data plane) and the admin API.
     Serve(serve::ServeArgs),
     /// Manage collections (groups of endpoints) through the admin API.
-    Collection(admin_cmds::CollectionArgs),
+    Collection(collection_cmd::CollectionArgs),
     /// Manage clients (the callers' organisations) through the admin API.
-    Client(admin_cmds::ClientArgs),
+    Client(client_cmd::ClientArgs),
     /// Manage access profiles (a client's token or JWT key and policy) through the admin API.
-    Profile(admin_cmds::ProfileArgs),
+    Profile(profile_cmd::ProfileArgs),
     /// Sign JWTs as a client would.
     Jwt(jwt_cmd::JwtArgs),
     /// Benchmark an in-process front door with an in-process load generator.
@@ -39,9 +42,9 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Collection(args) => admin_cmds::run_collection(args),
-        Command::Client(args) => admin_cmds::run_client(args),
-        Command::Profile(args) => admin_cmds::run_profile(args),
+        Command::Collection(args) => collection_cmd::run_collection(args),
+        Command::Client(args) => client_cmd::run_client(args),
+        Command::Profile(args) => profile_cmd::run_profile(args),
         Command::Jwt(args) => jwt_cmd::run(args),
         Command::Bench(args) => crate::tools::bench::run(args),
     }

@@ -15,6 +15,7 @@ use crate::core::keys::{HmacKey, RsaPublicKey};
 use crate::core::model::{AuthConfig, JwtAlg, JwtConfig, Profile, State};
 use crate::core::ratelimit::RateLimiter;
 use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint};
+use crate::core::rules;
 use crate::core::token::{parse_digest_hex, TokenDigest};
 
 /// Default clock skew allowed on `exp`/`nbf`.
@@ -284,19 +285,7 @@ impl Snapshot {
 }
 
 fn validate_collection_path(path: &str) -> Result<(), BuildError> {
-    let ok = !path.is_empty()
-        && path.len() <= 64
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(build_error(
-            "path",
-            format!("{path:?} must be one URL segment of a-z, 0-9 and -"),
-        ))
-    }
+    rules::collection_path(path).map_err(|e| build_error("path", format!("{path:?} {e}")))
 }
 
 fn compile_profile(

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::uri::{Authority, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::core::model::{Endpoint, FixedResponse};
+pub use crate::core::rules::Upstream;
+use crate::core::rules::{self, Segment};
 
 /// What a matched endpoint does.
 #[derive(Debug)]
@@ -16,17 +17,6 @@ pub enum Action {
     Upstream(Upstream),
     /// Answer with a fixed response.
     Fixed(FixedReply),
-}
-
-/// A parsed upstream URL.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// `http` (the only scheme supported).
-    pub scheme: Scheme,
-    /// `host:port`.
-    pub authority: Authority,
-    /// The URL's path without a trailing `/`; the request's path after the collection is appended.
-    pub base_path: Box<str>,
 }
 
 /// A prebuilt fixed response.
@@ -55,12 +45,6 @@ pub struct CompiledEndpoint {
     pub active: bool,
     /// What it does.
     pub action: Action,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Segment {
-    Literal(Box<str>),
-    Param,
 }
 
 /// The endpoints of one collection.
@@ -180,14 +164,16 @@ fn segments_match(segments: &[Segment], rest: &str) -> bool {
 }
 
 fn compile_endpoint(endpoint: &Endpoint) -> Result<CompiledEndpoint, RouteError> {
-    let method =
-        Method::from_bytes(endpoint.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-            RouteError {
-                field: "method",
-                message: format!("{:?} is not an HTTP method", endpoint.method),
-            }
-        })?;
-    let segments = parse_segments(&endpoint.path)?;
+    let method = rules::method(&endpoint.method).map_err(|e| RouteError {
+        field: "method",
+        message: e.0,
+    })?;
+    let segments = rules::endpoint_path(&endpoint.path)
+        .map_err(|e| RouteError {
+            field: "path",
+            message: e.0,
+        })?
+        .segments;
     let action = match (&endpoint.upstream, &endpoint.response) {
         (Some(url), None) => Action::Upstream(parse_upstream(url)?),
         (None, Some(response)) => Action::Fixed(build_fixed(response)?),
@@ -208,80 +194,26 @@ fn compile_endpoint(endpoint: &Endpoint) -> Result<CompiledEndpoint, RouteError>
     })
 }
 
-fn parse_segments(path: &str) -> Result<Box<[Segment]>, RouteError> {
-    let bad = |why: &str| RouteError {
-        field: "path",
-        message: format!("{path:?} {why}"),
-    };
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| bad("must start with /"))?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() {
-        return Ok(Box::new([]));
-    }
-    rest.split('/')
-        .map(|part| {
-            if let Some(name) = part.strip_prefix(':') {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(bad("has a :param without a name"));
-                }
-                Ok(Segment::Param)
-            } else if !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
-            {
-                Ok(Segment::Literal(part.into()))
-            } else {
-                Err(bad("has an empty or invalid segment"))
-            }
-        })
-        .collect()
-}
-
-/// Parses an `http://host[:port][/path]` upstream URL.
+/// Parses an upstream URL with the same rules as the admin API ([`rules::upstream`]).
 pub fn parse_upstream(url: &str) -> Result<Upstream, RouteError> {
-    let bad = |why: &str| RouteError {
+    rules::upstream(url).map_err(|e| RouteError {
         field: "upstream",
-        message: format!("{url:?} {why}"),
-    };
-    let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        return Err(bad(
-            "must be an http:// URL (https upstreams are not supported yet)",
-        ));
-    }
-    if uri.query().is_some() {
-        return Err(bad("must not carry a query"));
-    }
-    let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
-    let base_path = uri.path().trim_end_matches('/');
-    Ok(Upstream {
-        scheme: Scheme::HTTP,
-        authority,
-        base_path: base_path.into(),
+        message: e.0,
     })
 }
 
 fn build_fixed(response: &FixedResponse) -> Result<FixedReply, RouteError> {
-    let status = StatusCode::from_u16(response.status)
-        .ok()
-        .filter(|s| s.as_u16() >= 200)
-        .ok_or_else(|| RouteError {
-            field: "response.status",
-            message: format!("{} is not a valid status", response.status),
-        })?;
+    let status = rules::fixed_status(u64::from(response.status)).map_err(|e| RouteError {
+        field: "response.status",
+        message: e.0,
+    })?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &response.headers {
-        let bad = || RouteError {
+        let (name, value) = rules::fixed_header(name, value).map_err(|e| RouteError {
             field: "response.headers",
-            message: format!("{name:?} is not a valid header"),
-        };
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            message: format!("{name:?} {}", e.0),
+        })?;
         headers.insert(name, value);
     }
     let body = serde_json::to_vec(&response.body).map_err(|e| RouteError {

@@ -1,10 +1,10 @@
-//! The durable store: the whole [`State`] as one JSON file, replaced atomically, plus the admin key.
-//!
-//! [`FileStore`] writes `<data-dir>/state.json` by writing a temporary file in the same directory,
-//! fsyncing it, renaming it over the old file and fsyncing the directory, so that a crash at any
-//! point leaves either the old or the new state, never a torn one. A state file that cannot be
-//! read is an error, never a reason to start empty: starting empty would silently revoke every
-//! client's access.
+//! Durable storage: where the state and the admin key live, behind the [`Store`] trait. One file
+//! per backend; today the embedded file store ([`file`]). Shared here: the errors, the durable
+//! write (temporary file → fsync → rename → fsync directory) and the admin key.
+
+mod file;
+
+pub use file::FileStore;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -19,7 +19,7 @@ pub const STATE_FILE: &str = "state.json";
 /// Name of the admin key file inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// Prefix of the temporary files written before the atomic rename.
-const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// Where the state lives. Implementations must make `save` durable before returning.
 pub trait Store: Send + Sync {
@@ -111,109 +111,6 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// The embedded store: `<data-dir>/state.json`.
-#[derive(Debug)]
-pub struct FileStore {
-    /// The data directory.
-    dir: PathBuf,
-    /// `<dir>/state.json`.
-    state_path: PathBuf,
-}
-
-impl FileStore {
-    /// Opens the store in `data_dir`, creating the directory (mode 0700) if it is missing and
-    /// removing temporary files left by a crash in the middle of a save.
-    pub fn open(data_dir: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
-        let dir = data_dir.into();
-        ensure_data_dir(&dir)?;
-        remove_leftover_temp_files(&dir)?;
-        let state_path = dir.join(STATE_FILE);
-        Ok(FileStore { dir, state_path })
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The path of the state file.
-    pub fn state_path(&self) -> &Path {
-        &self.state_path
-    }
-}
-
-impl Store for FileStore {
-    fn load(&self) -> Result<Option<State>, StoreError> {
-        let path = &self.state_path;
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io(
-                path,
-                "cannot read the state file; tokengate refuses to start rather than start empty",
-                e,
-            )),
-        };
-        parse_state(path, &bytes).map(Some)
-    }
-
-    fn save(&self, state: &State) -> Result<(), StoreError> {
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError {
-            kind: StoreErrorKind::Io,
-            path: self.state_path.clone(),
-            message: "cannot serialize the state".to_owned(),
-            source: Some(Box::new(e)),
-        })?;
-        bytes.push(b'\n');
-        write_atomically(&self.dir, &self.state_path, &bytes)
-    }
-}
-
-/// Decodes a state document, refusing anything this build does not fully understand.
-fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, StoreError> {
-    const REFUSE: &str = "tokengate refuses to start rather than start with an empty state; \
-                          restore the file from a backup or move it aside";
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(StoreError::corrupt(
-            path,
-            format!("the state file is empty (a torn write?); {REFUSE}"),
-        ));
-    }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        StoreError::corrupt(
-            path,
-            format!("the state file is not valid JSON ({e}); {REFUSE}"),
-        )
-    })?;
-    let Some(object) = value.as_object() else {
-        return Err(StoreError::corrupt(
-            path,
-            format!("the state file is not a JSON object; {REFUSE}"),
-        ));
-    };
-    match object.get("format") {
-        None => {}
-        Some(format) if format.as_u64() == Some(u64::from(State::FORMAT)) => {}
-        Some(format) => {
-            return Err(StoreError {
-                kind: StoreErrorKind::UnsupportedFormat,
-                path: path.to_owned(),
-                message: format!(
-                "the state file has format {format}, but this build reads only format {}; {REFUSE}",
-                State::FORMAT
-            ),
-                source: None,
-            })
-        }
-    }
-    serde_json::from_value(value).map_err(|e| {
-        StoreError::corrupt(
-            path,
-            format!("the state file does not hold a valid state ({e}); {REFUSE}"),
-        )
-    })
-}
-
 /// Creates the data directory (mode 0700, parents included) if it does not exist.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
     let mut builder = fs::DirBuilder::new();
@@ -236,23 +133,8 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes `.tmp-*` files: a crash between creating a temporary file and renaming it leaves one.
-fn remove_leftover_temp_files(dir: &Path) -> Result<(), StoreError> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| StoreError::io(dir, "cannot list the data directory", e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(TEMP_PREFIX) {
-            let path = entry.path();
-            fs::remove_file(&path)
-                .map_err(|e| StoreError::io(&path, "cannot remove a leftover temporary file", e))?;
-        }
-    }
-    Ok(())
-}
-
 /// Writes `bytes` to `target` durably: temporary file (0600) → fsync → rename → fsync directory.
-fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let suffix = token::random_id().map_err(|_| StoreError {
         kind: StoreErrorKind::Random,
         path: target.to_owned(),
@@ -273,7 +155,11 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), Store
     sync_dir(dir)
 }
 
-fn write_temp_and_rename(temp: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_temp_and_rename(
+    temp: &Path,
+    target: &Path,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -293,7 +179,7 @@ fn write_temp_and_rename(temp: &Path, target: &Path, bytes: &[u8]) -> Result<(),
 }
 
 /// Flushes the directory entry of a rename to disk.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         File::open(dir)
@@ -409,18 +295,5 @@ mod tests {
         assert!(!key.matches(b"correct hors"));
         assert!(!key.matches(b""));
         assert_eq!(format!("{key:?}"), "AdminKey(<redacted>)");
-    }
-
-    #[test]
-    fn state_documents_from_newer_builds_are_refused() {
-        let err = parse_state(Path::new("s.json"), br#"{"format":2}"#).unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::UnsupportedFormat);
-        assert!(err.to_string().contains("format 2"), "{err}");
-        let err = parse_state(Path::new("s.json"), br#"{"format":1,"extra":true}"#).unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::Corrupt);
-        let err = parse_state(Path::new("s.json"), b"[]").unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::Corrupt);
-        let ok = parse_state(Path::new("s.json"), br#"{"format":1,"revision":3}"#).unwrap();
-        assert_eq!(ok.revision, 3);
     }
 }
