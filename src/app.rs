@@ -12,11 +12,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{serve_admin, Admin, ApiError};
+use crate::core::cidr::Cidr;
+use crate::door::access_log::AccessLog;
 use crate::door::layout::{self, Layout};
 use crate::door::{DoorLimits, FrontDoor};
 use crate::server::metrics::Metrics;
 use crate::server::ServerLimits;
-use crate::store::{load_or_create_admin_key, AdminKeySource, FileStore, Store};
+use crate::store::{
+    ensure_data_dir, load_or_create_admin_key, AdminKeySource, DataDirLock, FileStore, Store,
+};
 
 /// Everything `serve` can be told.
 #[derive(Debug, Clone)]
@@ -39,9 +43,18 @@ pub struct ServeConfig {
     pub server_limits: ServerLimits,
     /// How the data plane uses the cores.
     pub layout: Layout,
-    /// Admin key from the environment (`TOKENGATE_ADMIN_KEY`), overriding `admin.key`.
+    /// Admin key from the environment (`TOKENGATE_ADMIN_KEY`), overriding `admin.key`; at
+    /// least [`MIN_ADMIN_KEY_CHARS`] characters.
     pub admin_key: Option<String>,
+    /// Peers allowed to name the client in `X-Forwarded-For` (`--trusted-proxies`).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Where the access log goes (`-` for standard output), when on.
+    pub access_log: Option<String>,
 }
+
+/// Shortest admin key accepted from `TOKENGATE_ADMIN_KEY`: 32 characters, what
+/// `openssl rand -hex 16` prints (the generated key is longer).
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -56,6 +69,8 @@ impl Default for ServeConfig {
             server_limits: ServerLimits::default(),
             admin_key: None,
             layout: Layout::Shared,
+            trusted_proxies: Vec::new(),
+            access_log: None,
         }
     }
 }
@@ -84,9 +99,11 @@ pub struct Running {
     pub admin: Arc<Admin>,
     /// Where the admin key came from.
     pub admin_key_source: AdminKeySource,
-    /// The demo profile's auth token, when `--demo` seeded an empty store.
-    pub demo_token: Option<String>,
+    /// What `--demo` did: seeded (with the demo profile's auth token), or why it did not.
+    pub demo: Option<DemoOutcome>,
     shutdown: watch::Sender<bool>,
+    /// Held while the server runs: no second server on this data directory.
+    _lock: DataDirLock,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -100,8 +117,35 @@ impl Running {
     }
 }
 
+/// What `--demo` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DemoOutcome {
+    /// The store was empty and got the demo data; the demo profile's auth token (shown once).
+    Seeded(String),
+    /// The store already held data, so nothing was seeded.
+    StoreNotEmpty,
+}
+
 /// Starts the data plane and the admin API.
+///
+/// Errors (one sentence saying what to do): a short `TOKENGATE_ADMIN_KEY`, a data directory
+/// that is a file, cannot be created, or is in use by another server (named by pid), an
+/// unreadable store, an address already in use, an access log that cannot be opened.
 pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
+    if let Some(key) = &config.admin_key {
+        let chars = key.chars().count();
+        if chars < MIN_ADMIN_KEY_CHARS {
+            return Err(StartError(format!(
+                "TOKENGATE_ADMIN_KEY is {chars} characters long; it must be at least {MIN_ADMIN_KEY_CHARS} (for example the output of: openssl rand -hex 32)"
+            )));
+        }
+    }
+    ensure_data_dir(&config.data_dir).map_err(|e| StartError(e.to_string()))?;
+    let lock = DataDirLock::acquire(&config.data_dir).map_err(StartError)?;
+    let access_log = match &config.access_log {
+        Some(target) => Some(AccessLog::open(target).map_err(|e| StartError(e.to_string()))?),
+        None => None,
+    };
     let store = FileStore::open(&config.data_dir).map_err(|e| StartError(e.to_string()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let (admin_key, admin_key_source) =
@@ -140,31 +184,34 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError(e.to_string()))?;
     let admin = Arc::new(admin);
 
-    let mut demo_token = None;
+    let mut demo = None;
     if config.demo {
-        demo_token = admin
-            .update(|state| {
-                if !state.collections.is_empty()
-                    || !state.clients.is_empty()
-                    || !state.profiles.is_empty()
-                {
-                    return Ok(None);
-                }
-                crate::tools::demo::seed_demo(state)
-                    .map(Some)
-                    .map_err(|e| ApiError::internal(&e.to_string()))
-            })
-            .await
-            .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
+        let state = admin.state().await;
+        if !state.collections.is_empty() || !state.clients.is_empty() || !state.profiles.is_empty()
+        {
+            demo = Some(DemoOutcome::StoreNotEmpty);
+        } else {
+            let token = admin
+                .update(|state| {
+                    crate::tools::demo::seed_demo(state)
+                        .map_err(|e| ApiError::internal(&e.to_string()))
+                })
+                .await
+                .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
+            demo = Some(DemoOutcome::Seeded(token));
+        }
     }
 
-    let door = Arc::new(FrontDoor::new(
+    let mut door = FrontDoor::new(
         admin.registry(),
         config.cache_capacity,
         config.upstream_timeout,
         config.door_limits,
         metrics,
-    ));
+    );
+    door.trusted_proxies = config.trusted_proxies.clone();
+    door.access_log = access_log;
+    let door = Arc::new(door);
     let _ = door_cell.set(door.clone());
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -186,8 +233,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         door,
         admin,
         admin_key_source,
-        demo_token,
+        demo,
         shutdown,
+        _lock: lock,
         tasks,
     })
 }

@@ -258,5 +258,5 @@ pub async fn serve_admin(
             async move { Ok::<_, Infallible>(admin.handle(req).await) }
         })
     };
-    server::serve(listener, make_service, limits, shutdown).await;
+    server::serve(listener, make_service, limits, shutdown, None).await;
 }

@@ -11,6 +11,7 @@ use super::admin_cmds::{
     finish, id_arg, item, read_json_file, read_text_file, AdminOpts, Call, Outcome,
 };
 use super::failure::Failure;
+use crate::core::keys::{looks_like_private_key, PRIVATE_KEY_GIVEN};
 
 /// `tokengate profile …`.
 #[derive(Debug, Args)]
@@ -179,7 +180,15 @@ impl ProfileCreate {
             auth.insert("type".into(), json!("jwt"));
             if let Some(file) = &auth_choice.rs256_public_key_file {
                 auth.insert("alg".into(), json!("RS256"));
-                auth.insert("public_key".into(), json!(read_text_file(file)?));
+                let key = read_text_file(file)?;
+                if looks_like_private_key(&key) {
+                    return Err(Failure::usage(format!(
+                        "--rs256-public-key-file {}: {}; nothing was sent",
+                        file.display(),
+                        PRIVATE_KEY_GIVEN
+                    )));
+                }
+                auth.insert("public_key".into(), json!(key));
             } else {
                 let secret = match (auth_choice.hs256_secret, &auth_choice.hs256_secret_file) {
                     (Some(secret), _) => secret,

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::{start, ServeConfig};
+use crate::app::{start, DemoOutcome, ServeConfig};
+use crate::core::cidr::Cidr;
 use crate::door::layout::Layout;
 use crate::store::AdminKeySource;
 
@@ -50,6 +51,37 @@ pub struct ServeArgs {
     /// SO_REUSEPORT listener per core) or `shared` (one work-stealing runtime).
     #[arg(long, default_value = "shared")]
     pub layout: Layout,
+    /// Seconds a client may pause while sending a request body (then 408 or a closed
+    /// connection), like nginx's client_body_timeout.
+    #[arg(long, default_value_t = 30)]
+    pub client_body_timeout_s: u64,
+    /// Seconds an upstream may pause while sending a response body (then the stream to the
+    /// client is closed), like nginx's proxy_read_timeout.
+    #[arg(long, default_value_t = 30)]
+    pub upstream_read_timeout_s: u64,
+    /// Proxies (CIDR list, comma-separated) whose X-Forwarded-For names the client; empty by
+    /// default: the TCP peer is the client.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Write an access log, one JSON line per request, to this file (`-` for standard output).
+    #[arg(long, value_name = "PATH|-")]
+    pub access_log: Option<String>,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// The format of the operator log on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when standard error is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    Cidr::parse(text.trim()).map_err(|e| format!("{text:?} is not a CIDR block: {e}"))
 }
 
 impl ServeArgs {
@@ -71,6 +103,12 @@ impl ServeArgs {
             ..ServeConfig::default()
         };
         config.door_limits.max_body_bytes = self.max_body_bytes;
+        config.door_limits.client_body_timeout =
+            Duration::from_secs(self.client_body_timeout_s.max(1));
+        config.door_limits.upstream_read_timeout =
+            Duration::from_secs(self.upstream_read_timeout_s.max(1));
+        config.trusted_proxies = self.trusted_proxies.clone();
+        config.access_log = self.access_log.clone();
         config.server_limits.max_connections = self.max_connections.max(1);
         config.server_limits.header_read_timeout =
             Duration::from_secs(self.header_read_timeout_s.clamp(1, 30));
@@ -80,7 +118,7 @@ impl ServeArgs {
 
 /// Runs the server until SIGTERM or SIGINT; returns the exit code.
 pub fn run(args: ServeArgs) -> i32 {
-    init_logging();
+    init_logging(args.log_format);
     if args.store.is_some() {
         eprintln!("error: --store postgres://… is not available in this build yet; use the embedded file store (--data-dir)");
         return 2;
@@ -112,10 +150,19 @@ pub fn run(args: ServeArgs) -> i32 {
             AdminKeySource::Environment => tracing::info!("admin key taken from TOKENGATE_ADMIN_KEY"),
         }
         tracing::info!(data_plane = %running.data_addr, admin = %running.admin_addr, data_dir = %config.data_dir.display(), "tokengate is serving");
-        if let Some(token) = &running.demo_token {
-            println!("demo: seeded collection 'demo' with GET /hello, client 'Demo client', one token profile");
-            println!("demo: auth token (shown once): {token}");
-            println!("demo: try  curl -H 'API-Token: {token}' http://{}/demo/hello", running.data_addr);
+        match &running.demo {
+            Some(DemoOutcome::Seeded(token)) => {
+                println!("demo: seeded collection 'demo' with GET /hello, client 'Demo client', one token profile");
+                println!("demo: auth token (shown once): {token}");
+                println!("demo: try  curl -H 'API-Token: {token}' http://{}/demo/hello", running.data_addr);
+            }
+            Some(DemoOutcome::StoreNotEmpty) => {
+                println!(
+                    "demo: seeded nothing: the store in {} already holds collections, clients or profiles (--demo only fills an empty store; use another --data-dir for a fresh demo)",
+                    config.data_dir.display()
+                );
+            }
+            None => {}
         }
         wait_for_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -147,11 +194,19 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging() {
+/// Operator logs on standard error: `TOKENGATE_LOG` filters (default `info`); colours only when
+/// standard error is a terminal, so a log file never holds ANSI codes.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }

@@ -199,7 +199,7 @@ impl Gate {
             if ip_allow.is_empty() || ip_allow.iter().any(|block| block.contains(peer)) {
                 Ok(identity)
             } else {
-                Err(Reject::Forbidden)
+                Err(Reject::AddressNotAllowed)
             }
         });
         Verdict { result, cache }
@@ -215,7 +215,8 @@ impl Gate {
     ) -> Result<Identity<'s>, Reject> {
         let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(cache) = &self.cache else {
-            return verify_jwt(snapshot, token, now_s, now_ms).map(|(identity, _)| identity);
+            return verify_jwt(snapshot, token, now_s, now_ms, &mut CacheUse::NotUsed)
+                .map(|(identity, _)| identity);
         };
         if token.len() > jwt::MAX_JWT_LEN {
             return Err(Reject::InvalidToken);
@@ -237,8 +238,9 @@ impl Gate {
                 return Ok(identity);
             }
         }
-        *cache_use = CacheUse::Miss;
-        let (identity, verified) = verify_jwt(snapshot, token, now_s, now_ms)?;
+        // A miss is counted only once the token names a profile: garbage and unknown tokens
+        // never reach the cache's work, so they would only blur its hit ratio.
+        let (identity, verified) = verify_jwt(snapshot, token, now_s, now_ms, cache_use)?;
         if let Some(memo) = memo {
             memo.remember(token, &verified);
         }
@@ -295,12 +297,14 @@ fn revalidate<'s>(
     }))
 }
 
-/// Full verification: parse, find the profile by key claim, then (only then) the signature and claims.
+/// Full verification: parse, find the profile by key claim, then (only then) the signature and
+/// claims. `cache_use` becomes [`CacheUse::Miss`] once the token names a live profile.
 fn verify_jwt<'s>(
     snapshot: &'s Snapshot,
     token: &[u8],
     now_s: i64,
     now_ms: u64,
+    cache_use: &mut CacheUse,
 ) -> Result<(Identity<'s>, Arc<VerifiedJwt>), Reject> {
     let parsed = jwt::parse(token)?;
     let key_digest = parsed.key_digest.ok_or(Reject::InvalidToken)?;
@@ -311,6 +315,7 @@ fn verify_jwt<'s>(
     if !entry.is_live(now_ms) || !profile.active {
         return Err(Reject::InvalidToken);
     }
+    *cache_use = CacheUse::Miss;
     let CompiledAuth::Jwt { alg, key, rules } = &profile.auth else {
         return Err(Reject::InvalidToken);
     };
@@ -356,7 +361,7 @@ fn authorize<'s, 'r>(
         .route(request.method, request.path)
         .ok_or(Reject::NotFound)?;
     if !identity.profile.grants(collection.index) {
-        return Err(Reject::Forbidden);
+        return Err(Reject::CollectionNotGranted);
     }
     let endpoint = endpoint.ok_or(Reject::NotFound)?;
     if let Some(limiter) = &identity.profile.rate_limiter {

@@ -13,6 +13,8 @@
 //! - [`token`]: auth tokens: generation, SHA-256 digests, masks.
 //! - [`cache`]: the moka memo of verified tokens, generation-checked.
 //! - [`gate`]: the decision, in the SPEC's order: route → credential → verify → authorize.
+//! - [`hygiene`]: path normalization, the client address behind trusted proxies, reserved
+//!   header names; what the data plane (and forward-auth) do before routing.
 //! - [`ratelimit`], [`cidr`]: per-profile rate limits and `ip_allow` ranges.
 //! - [`reject`]: every reason to refuse a request, one per error code.
 
@@ -20,6 +22,7 @@ pub mod cache;
 pub mod cidr;
 pub mod credential;
 pub mod gate;
+pub mod hygiene;
 pub mod jwt;
 pub mod keys;
 pub mod model;

@@ -4,6 +4,8 @@ use std::sync::LazyLock;
 
 use http::StatusCode;
 
+use crate::core::hygiene::PathError;
+
 /// A refusal; the variants map 1:1 to the SPEC's `error` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -17,8 +19,10 @@ pub enum Reject {
     TokenExpired,
     /// `nbf` is still ahead.
     TokenNotYetValid,
-    /// Peer address not allowed, or collection not granted.
-    Forbidden,
+    /// The client address is not in the profile's `ip_allow`.
+    AddressNotAllowed,
+    /// The endpoint's collection is not granted to the profile.
+    CollectionNotGranted,
     /// No such endpoint (told to authenticated callers only).
     NotFound,
     /// Over the profile's rate limit; retry after this many seconds.
@@ -34,6 +38,10 @@ pub enum Reject {
     BadGateway,
     /// Upstream too slow.
     GatewayTimeout,
+    /// A path that cannot be normalized safely (request hygiene).
+    InvalidRequest(PathError),
+    /// The client stopped sending the request body for longer than the body timeout.
+    RequestTimeout,
 }
 
 impl Reject {
@@ -45,13 +53,15 @@ impl Reject {
             | Reject::InvalidToken
             | Reject::TokenExpired
             | Reject::TokenNotYetValid => StatusCode::UNAUTHORIZED,
-            Reject::Forbidden => StatusCode::FORBIDDEN,
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted => StatusCode::FORBIDDEN,
             Reject::NotFound => StatusCode::NOT_FOUND,
             Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Reject::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -63,13 +73,15 @@ impl Reject {
             Reject::InvalidToken => "invalid_token",
             Reject::TokenExpired => "token_expired",
             Reject::TokenNotYetValid => "token_not_yet_valid",
-            Reject::Forbidden => "forbidden",
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted => "forbidden",
             Reject::NotFound => "not_found",
             Reject::RateLimited { .. } => "rate_limited",
             Reject::RequestHeaderTooLarge => "request_header_too_large",
             Reject::PayloadTooLarge => "payload_too_large",
             Reject::BadGateway => "bad_gateway",
             Reject::GatewayTimeout => "gateway_timeout",
+            Reject::InvalidRequest(_) => "invalid_request",
+            Reject::RequestTimeout => "request_timeout",
         }
     }
 
@@ -85,13 +97,20 @@ impl Reject {
             Reject::InvalidToken => "The credential is not valid for this API.",
             Reject::TokenExpired => "The token has expired.",
             Reject::TokenNotYetValid => "The token is not valid yet.",
-            Reject::Forbidden => "This credential may not call this endpoint from here.",
+            Reject::AddressNotAllowed => {
+                "This access profile may not be used from this client address."
+            }
+            Reject::CollectionNotGranted => {
+                "This access profile is not granted the collection of this endpoint."
+            }
             Reject::NotFound => "No such endpoint.",
             Reject::RateLimited { .. } => "Too many requests for this access profile; retry later.",
             Reject::RequestHeaderTooLarge => "The request headers are too large.",
             Reject::PayloadTooLarge => "The request body is too large.",
             Reject::BadGateway => "The upstream service could not be reached.",
             Reject::GatewayTimeout => "The upstream service did not answer in time.",
+            Reject::InvalidRequest(rule) => rule.message(),
+            Reject::RequestTimeout => "The request body stopped arriving before it was complete.",
         }
     }
 
@@ -134,30 +153,82 @@ impl Reject {
             Reject::InvalidToken => 2,
             Reject::TokenExpired => 3,
             Reject::TokenNotYetValid => 4,
-            Reject::Forbidden => 5,
+            Reject::AddressNotAllowed => 5,
             Reject::NotFound => 6,
             Reject::RateLimited { .. } => 7,
             Reject::RequestHeaderTooLarge => 8,
             Reject::PayloadTooLarge => 9,
             Reject::BadGateway => 10,
             Reject::GatewayTimeout => 11,
+            Reject::CollectionNotGranted => 12,
+            Reject::InvalidRequest(PathError::EncodedSeparator) => 13,
+            Reject::InvalidRequest(PathError::Backslash) => 14,
+            Reject::InvalidRequest(PathError::ControlCharacter) => 15,
+            Reject::InvalidRequest(PathError::BadPercentEncoding) => 16,
+            Reject::InvalidRequest(PathError::NotAbsolute) => 17,
+            Reject::RequestTimeout => 18,
         }
     }
 
-    /// Every variant, for tests and metrics.
-    pub const ALL: [Reject; 12] = [
+    /// Every error code, once each, in a fixed order: the label values of metrics.
+    pub const CODES: [&'static str; 14] = [
+        "missing_credentials",
+        "multiple_credentials",
+        "invalid_token",
+        "token_expired",
+        "token_not_yet_valid",
+        "forbidden",
+        "not_found",
+        "rate_limited",
+        "request_header_too_large",
+        "payload_too_large",
+        "bad_gateway",
+        "gateway_timeout",
+        "invalid_request",
+        "request_timeout",
+    ];
+
+    /// Position of this refusal's code in [`Reject::CODES`].
+    pub fn code_index(self) -> usize {
+        match self {
+            Reject::MissingCredentials => 0,
+            Reject::MultipleCredentials => 1,
+            Reject::InvalidToken => 2,
+            Reject::TokenExpired => 3,
+            Reject::TokenNotYetValid => 4,
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted => 5,
+            Reject::NotFound => 6,
+            Reject::RateLimited { .. } => 7,
+            Reject::RequestHeaderTooLarge => 8,
+            Reject::PayloadTooLarge => 9,
+            Reject::BadGateway => 10,
+            Reject::GatewayTimeout => 11,
+            Reject::InvalidRequest(_) => 12,
+            Reject::RequestTimeout => 13,
+        }
+    }
+
+    /// Every variant (one per message), for tests and the prebuilt bodies.
+    pub const ALL: [Reject; 19] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
         Reject::TokenExpired,
         Reject::TokenNotYetValid,
-        Reject::Forbidden,
+        Reject::AddressNotAllowed,
         Reject::NotFound,
         Reject::RateLimited { retry_after_s: 1 },
         Reject::RequestHeaderTooLarge,
         Reject::PayloadTooLarge,
         Reject::BadGateway,
         Reject::GatewayTimeout,
+        Reject::CollectionNotGranted,
+        Reject::InvalidRequest(PathError::EncodedSeparator),
+        Reject::InvalidRequest(PathError::Backslash),
+        Reject::InvalidRequest(PathError::ControlCharacter),
+        Reject::InvalidRequest(PathError::BadPercentEncoding),
+        Reject::InvalidRequest(PathError::NotAbsolute),
+        Reject::RequestTimeout,
     ];
 }
 
@@ -169,7 +240,8 @@ mod tests {
     fn bodies_are_json_with_code_and_message() {
         for reject in Reject::ALL {
             let body: serde_json::Value = serde_json::from_str(reject.body()).unwrap();
-            assert_eq!(Reject::ALL[reject.index()].code(), reject.code());
+            assert_eq!(Reject::ALL[reject.index()], reject);
+            assert_eq!(Reject::CODES[reject.code_index()], reject.code());
             assert_eq!(body["error"], reject.code());
             assert!(body["message"].as_str().unwrap().ends_with('.'));
             assert_eq!(

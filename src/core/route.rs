@@ -156,7 +156,8 @@ fn segments_match(segments: &[Segment], rest: &str) -> bool {
     for segment in segments {
         match (segment, parts.next()) {
             (Segment::Literal(want), Some(got)) if **want == *got => {}
-            (Segment::Param, Some(got)) if !got.is_empty() => {}
+            // Never `.` or `..`: normalization removes them, and a param must not be one anyway.
+            (Segment::Param, Some(got)) if !got.is_empty() && got != "." && got != ".." => {}
             _ => return false,
         }
     }
@@ -285,6 +286,13 @@ mod tests {
         assert_eq!(id(Method::POST, "/orders"), None);
         assert_eq!(id(Method::GET, "/orders//items"), None);
         assert_eq!(id(Method::GET, "/orders/42/items/9"), None);
+        assert_eq!(id(Method::GET, "/orders/.."), None);
+        assert_eq!(id(Method::GET, "/orders/."), None);
+        assert_eq!(id(Method::GET, "/orders/.../items").as_deref(), None);
+        assert_eq!(
+            id(Method::POST, "/orders/.../items").as_deref(),
+            Some("post/orders/:id/items")
+        );
         assert_eq!(id(Method::GET, "/other"), None);
     }
 

@@ -13,14 +13,16 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::core::credential::API_TOKEN;
 use crate::core::gate::Identity;
+use crate::core::hygiene::is_reserved_header;
 use crate::core::reject::Reject;
 use crate::core::route::Upstream;
+use crate::door::idle::{is_stalled, IdleTimeout, Stalled};
 
-/// A request body on its way upstream, cut off past the size limit.
-pub type UpstreamBody = Limited<Incoming>;
+/// A request body on its way upstream: cut off past the size limit, or when the client stalls.
+pub type UpstreamBody = Limited<IdleTimeout<Incoming>>;
 
-/// Prefix of the headers tokengate sets; incoming ones are always removed.
-const TOKENGATE_PREFIX: &str = "x-tokengate-";
+/// An upstream's response body on its way back, cut off when the upstream stalls.
+pub type DownstreamBody = IdleTimeout<Incoming>;
 
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-tokengate-client-id");
 static CLIENT_NAME: HeaderName = HeaderName::from_static("x-tokengate-client-name");
@@ -37,11 +39,14 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub struct Forwarder {
     client: Client<HttpConnector, UpstreamBody>,
     timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl Forwarder {
-    /// A forwarder whose upstream answers must start within `timeout`.
-    pub fn new(timeout: Duration) -> Forwarder {
+    /// A forwarder whose upstream answers must start within `timeout` (502 when unreachable,
+    /// 504 when slower) and whose response bodies may pause for at most `read_timeout` between
+    /// two chunks (then the stream to the client is closed).
+    pub fn new(timeout: Duration, read_timeout: Duration) -> Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
@@ -51,20 +56,32 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(connector);
-        Forwarder { client, timeout }
+        Forwarder {
+            client,
+            timeout,
+            read_timeout,
+        }
     }
 
     /// Sends the request and waits for the upstream's response head (bounded by the timeout).
-    pub async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, Reject> {
+    /// Errors: 413 when the body grew past the limit, 408 when the client stalled mid-body,
+    /// 504 when the head did not come in time, 502 otherwise.
+    pub async fn send(
+        &self,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<DownstreamBody>, Reject> {
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Err(_) => Err(Reject::GatewayTimeout),
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
-                Ok(response)
+                let read_timeout = self.read_timeout;
+                Ok(response.map(|body| IdleTimeout::new(body, read_timeout, Stalled::Upstream)))
             }
             Ok(Err(error)) => {
                 if is_body_too_large(&error) {
                     Err(Reject::PayloadTooLarge)
+                } else if is_stalled(&error, Stalled::Client) {
+                    Err(Reject::RequestTimeout)
                 } else {
                     tracing::debug!(error = %error, "upstream request failed");
                     Err(Reject::BadGateway)
@@ -100,6 +117,8 @@ pub fn upstream_path(upstream: &Upstream, rest_path: &str, query: Option<&str>) 
 }
 
 /// Builds the upstream request: URL, cleaned headers, identity headers, the body as it streams.
+/// `peer` is the TCP peer, appended to `X-Forwarded-For`; the incoming `X-Forwarded-For` is kept
+/// only when that peer is a trusted proxy (`peer_is_trusted`), else it is replaced.
 pub fn upstream_request(
     parts: http::request::Parts,
     body: UpstreamBody,
@@ -107,6 +126,7 @@ pub fn upstream_request(
     path_and_query: String,
     identity: &Identity<'_>,
     peer: IpAddr,
+    peer_is_trusted: bool,
 ) -> Result<Request<UpstreamBody>, Reject> {
     let uri = Uri::builder()
         .scheme(upstream.scheme.clone())
@@ -119,6 +139,10 @@ pub fn upstream_request(
     let mut headers = forwardable_headers(parts.headers);
     if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
         headers.insert(header::HOST, host);
+    }
+    if !peer_is_trusted {
+        // Only a trusted proxy may tell us who came before it.
+        headers.remove(&X_FORWARDED_FOR);
     }
     append_forwarded_for(&mut headers, peer);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -145,7 +169,8 @@ pub fn upstream_request(
     Ok(request)
 }
 
-/// The incoming headers minus credentials, hop-by-hop headers and any `X-Tokengate-*`.
+/// The incoming headers minus credentials, hop-by-hop headers and any `X-Tokengate-*` (also
+/// spelled with `_`, [`is_reserved_header`]).
 fn forwardable_headers(incoming: HeaderMap) -> HeaderMap {
     let connection_listed: Vec<HeaderName> = incoming
         .get_all(header::CONNECTION)
@@ -165,7 +190,7 @@ fn forwardable_headers(incoming: HeaderMap) -> HeaderMap {
             || *name == header::AUTHORIZATION
             || is_hop_by_hop(name)
             || connection_listed.contains(name)
-            || name.as_str().starts_with(TOKENGATE_PREFIX);
+            || is_reserved_header(name.as_str());
         if !drop {
             out.append(name.clone(), value);
         }

@@ -131,11 +131,13 @@ async fn serve_door(
     limits: ServerLimits,
     shutdown: watch::Receiver<bool>,
 ) {
+    let metrics = Some(door.metrics.clone());
     serve(
         listener,
         move |peer| DoorService::new(door.clone(), peer),
         limits,
         shutdown,
+        metrics,
     )
     .await;
 }

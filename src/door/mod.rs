@@ -4,9 +4,13 @@
 //!   upstream.
 //! - [`forward`]: the upstream proxy (header hygiene, identity headers, streamed bodies).
 //! - [`respond`]: fixed responses and the JSON error bodies of the error table.
+//! - [`idle`]: idle timeouts on streamed bodies (a stalled client or upstream is cut off).
+//! - [`access_log`]: one JSON line per request, written off the request's thread.
 //! - [`layout`]: how the data plane uses the cores (shared runtime or one per core).
 
+pub mod access_log;
 pub mod forward;
+pub mod idle;
 pub mod layout;
 pub mod respond;
 pub mod service;

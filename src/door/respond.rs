@@ -4,13 +4,13 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::core::reject::Reject;
 use crate::core::route::FixedReply;
+use crate::door::forward::DownstreamBody;
 
 /// The front door's response body: a buffered one, or an upstream's streamed back.
-pub type ResponseBody = Either<Full<Bytes>, Incoming>;
+pub type ResponseBody = Either<Full<Bytes>, DownstreamBody>;
 
 /// The JSON error response for `reject`, with `WWW-Authenticate` or `Retry-After` as due.
 pub fn error_response(reject: Reject) -> Response<ResponseBody> {

@@ -17,15 +17,19 @@ use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 use hyper::service::Service;
 
-use crate::core::gate::{ConnectionMemo, Gate, Request as GateRequest};
+use crate::core::cidr::Cidr;
+use crate::core::gate::{CacheUse, ConnectionMemo, Gate, Request as GateRequest};
+use crate::core::hygiene::{client_address, normalize_path};
 use crate::core::registry::Registry;
 use crate::core::reject::Reject;
 use crate::core::route::Action;
+use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
 use crate::door::forward::{upstream_path, upstream_request, Forwarder};
+use crate::door::idle::{IdleTimeout, Stalled};
 use crate::door::respond::{error_response, fixed_response, ResponseBody};
 use crate::server::metrics::Metrics;
 
-/// Size limits of the data plane.
+/// Size limits and body timeouts of the data plane.
 #[derive(Debug, Clone, Copy)]
 pub struct DoorLimits {
     /// Largest single header (name + value), bytes.
@@ -34,6 +38,10 @@ pub struct DoorLimits {
     pub max_headers_total_bytes: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Longest pause between two chunks of a request body (then 408, or the connection closes).
+    pub client_body_timeout: Duration,
+    /// Longest pause between two chunks of an upstream's response body (then the stream closes).
+    pub upstream_read_timeout: Duration,
 }
 
 impl Default for DoorLimits {
@@ -42,6 +50,8 @@ impl Default for DoorLimits {
             max_header_bytes: 16 * 1024,
             max_headers_total_bytes: 64 * 1024,
             max_body_bytes: 5 * 1024 * 1024,
+            client_body_timeout: Duration::from_secs(30),
+            upstream_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -58,10 +68,14 @@ pub struct FrontDoor {
     pub metrics: Arc<Metrics>,
     /// Size limits.
     pub limits: DoorLimits,
+    /// Peers allowed to name the client in `X-Forwarded-For` (`--trusted-proxies`).
+    pub trusted_proxies: Vec<Cidr>,
+    /// The access log, when on.
+    pub access_log: Option<AccessLog>,
 }
 
 impl FrontDoor {
-    /// A front door over `registry`.
+    /// A front door over `registry`, with no trusted proxies and no access log.
     pub fn new(
         registry: Arc<Registry>,
         cache_capacity: u64,
@@ -72,35 +86,71 @@ impl FrontDoor {
         FrontDoor {
             registry,
             gate: Gate::new(cache_capacity),
-            forwarder: Forwarder::new(upstream_timeout),
+            forwarder: Forwarder::new(upstream_timeout, limits.upstream_read_timeout),
             metrics,
             limits,
+            trusted_proxies: Vec::new(),
+            access_log: None,
         }
     }
 
     /// The Prometheus text of the data plane's metrics.
     pub fn render_metrics(&self) -> String {
-        self.metrics
-            .render(self.gate.cache().map_or(0, |c| c.entry_count()))
+        let mut text = self
+            .metrics
+            .render(self.gate.cache().map_or(0, |c| c.entry_count()));
+        if let Some(log) = &self.access_log {
+            text.push_str("# HELP tokengate_access_log_dropped_total Access log lines dropped because the writer was behind.\n# TYPE tokengate_access_log_dropped_total counter\n");
+            text.push_str(&format!(
+                "tokengate_access_log_dropped_total {}\n",
+                log.dropped()
+            ));
+        }
+        text
     }
 
     /// Handles one request: answered at once, or a request to send upstream.
     fn prepare(
         &self,
         request: Request<Incoming>,
-        peer: IpAddr,
+        tcp_peer: IpAddr,
         memo: &mut ConnectionMemo,
     ) -> Prepared {
-        if let Err(reject) = self.check_headers(&request) {
-            return self.refuse(reject, peer, request.uri().path());
-        }
-        let now_ms = now_ms();
-        let snapshot = self.registry.load();
         let started = Instant::now();
+        let now_ms = now_ms();
+        let peer_is_trusted = self.trusted_proxies.iter().any(|c| c.contains(tcp_peer));
+        let peer = if peer_is_trusted {
+            client_address(tcp_peer, &self.trusted_proxies, request.headers())
+        } else {
+            tcp_peer
+        };
+        let mut log = self
+            .access_log
+            .as_ref()
+            .map(|_| LogLine::new(now_ms, peer, &request));
+        if let Err(reject) = self.check_headers(&request) {
+            return self.refuse(reject, peer, request.uri().path(), log, started);
+        }
+        let path = match normalize_path(request.uri().path()) {
+            Ok(path) => path,
+            Err(rule) => {
+                return self.refuse(
+                    Reject::InvalidRequest(rule),
+                    peer,
+                    request.uri().path(),
+                    log,
+                    started,
+                )
+            }
+        };
+        if let Some(log) = &mut log {
+            log.path = path.to_string();
+        }
+        let snapshot = self.registry.load();
         let verdict = {
             let gate_request = GateRequest {
                 method: request.method(),
-                path: request.uri().path(),
+                path: &path,
                 headers: request.headers(),
                 peer,
                 now_ms,
@@ -110,13 +160,29 @@ impl FrontDoor {
         };
         self.metrics
             .record_decision(verdict.cache, started.elapsed());
+        if let Some(log) = &mut log {
+            log.cache = match verdict.cache {
+                CacheUse::Hit => Some("hit"),
+                CacheUse::Miss => Some("miss"),
+                CacheUse::NotUsed => None,
+            };
+        }
         let admitted = match verdict.result {
             Ok(admitted) => admitted,
-            Err(reject) => return self.refuse(reject, peer, request.uri().path()),
+            Err(reject) => return self.refuse(reject, peer, &path, log, started),
         };
+        if let Some(log) = &mut log {
+            let profile = admitted.identity.profile;
+            log.client_id = Some(profile.client_id.to_string());
+            log.profile_id = Some(profile.id.to_string());
+            log.auth = Some(admitted.identity.auth.as_str());
+        }
         match &admitted.endpoint.action {
             Action::Fixed(reply) => {
                 self.metrics.record_outcome(Ok(()));
+                if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
+                    line.write(access_log, reply.status.as_u16(), None, None, started);
+                }
                 Prepared::Respond(fixed_response(reply))
             }
             Action::Upstream(upstream) => {
@@ -126,16 +192,31 @@ impl FrontDoor {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|len| len > self.limits.max_body_bytes as u64) {
-                    return self.refuse(Reject::PayloadTooLarge, peer, request.uri().path());
+                    return self.refuse(Reject::PayloadTooLarge, peer, &path, log, started);
                 }
                 let path_and_query =
                     upstream_path(upstream, admitted.rest_path, request.uri().query());
                 let identity = admitted.identity;
                 let (parts, body) = request.into_parts();
-                let body = Limited::new(body, self.limits.max_body_bytes);
-                match upstream_request(parts, body, upstream, path_and_query, &identity, peer) {
-                    Ok(upstream_request) => Prepared::Forward(upstream_request),
-                    Err(reject) => self.refuse(reject, peer, ""),
+                let body = Limited::new(
+                    IdleTimeout::new(body, self.limits.client_body_timeout, Stalled::Client),
+                    self.limits.max_body_bytes,
+                );
+                match upstream_request(
+                    parts,
+                    body,
+                    upstream,
+                    path_and_query,
+                    &identity,
+                    tcp_peer,
+                    peer_is_trusted,
+                ) {
+                    Ok(request) => Prepared::Forward(Box::new(Forwarding {
+                        request,
+                        log,
+                        started,
+                    })),
+                    Err(reject) => self.refuse(reject, peer, "", log, started),
                 }
             }
         }
@@ -156,16 +237,94 @@ impl FrontDoor {
         Ok(())
     }
 
-    fn refuse(&self, reject: Reject, peer: IpAddr, path: &str) -> Prepared {
+    /// Counts and logs a refusal and builds its answer. Refusals are logged at `info` (the
+    /// code, the status, the client address and the path; never the credential).
+    fn refuse(
+        &self,
+        reject: Reject,
+        peer: IpAddr,
+        path: &str,
+        log: Option<LogLine>,
+        started: Instant,
+    ) -> Prepared {
         self.metrics.record_outcome(Err(reject));
-        tracing::debug!(error = reject.code(), status = reject.status().as_u16(), %peer, path, "request refused");
+        tracing::info!(error = reject.code(), status = reject.status().as_u16(), %peer, path, "request refused");
+        if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
+            line.write(
+                access_log,
+                reject.status().as_u16(),
+                Some(reject.code()),
+                None,
+                started,
+            );
+        }
         Prepared::Respond(error_response(reject))
+    }
+}
+
+/// What the access log needs from a request, owned so it can wait for the upstream.
+struct LogLine {
+    time: String,
+    peer: IpAddr,
+    method: String,
+    path: String,
+    client_id: Option<String>,
+    profile_id: Option<String>,
+    auth: Option<&'static str>,
+    cache: Option<&'static str>,
+}
+
+impl LogLine {
+    fn new(now_ms: u64, peer: IpAddr, request: &Request<Incoming>) -> LogLine {
+        LogLine {
+            time: rfc3339_ms(now_ms),
+            peer,
+            method: request.method().as_str().to_owned(),
+            // Replaced by the normalized path once it is known; a refused raw path is logged
+            // as sent, without its query.
+            path: request.uri().path().to_owned(),
+            client_id: None,
+            profile_id: None,
+            auth: None,
+            cache: None,
+        }
+    }
+
+    fn write(
+        &self,
+        log: &AccessLog,
+        status: u16,
+        error: Option<&str>,
+        upstream_status: Option<u16>,
+        started: Instant,
+    ) {
+        log.record(&Entry {
+            time: &self.time,
+            peer: self.peer,
+            method: &self.method,
+            path: &self.path,
+            status,
+            error,
+            client_id: self.client_id.as_deref(),
+            profile_id: self.profile_id.as_deref(),
+            auth: self.auth,
+            cache: self.cache,
+            upstream_status,
+            duration_s: started.elapsed().as_secs_f64(),
+        });
     }
 }
 
 enum Prepared {
     Respond(Response<ResponseBody>),
-    Forward(Request<crate::door::forward::UpstreamBody>),
+    Forward(Box<Forwarding>),
+}
+
+/// A request on its way upstream, with what its access log line needs.
+struct Forwarding {
+    request: Request<crate::door::forward::UpstreamBody>,
+    log: Option<LogLine>,
+    started: Instant,
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch.
@@ -230,17 +389,40 @@ impl Service<Request<Incoming>> for DoorService {
         };
         match prepared {
             Prepared::Respond(response) => DoorFuture::Ready(Some(response)),
-            Prepared::Forward(upstream_request) => {
+            Prepared::Forward(forwarding) => {
                 let door = self.door.clone();
                 DoorFuture::Forwarding(Box::pin(async move {
-                    match door.forwarder.send(upstream_request).await {
+                    let Forwarding {
+                        request,
+                        log,
+                        started,
+                    } = *forwarding;
+                    let sent = Instant::now();
+                    let result = door.forwarder.send(request).await;
+                    door.metrics.record_upstream(sent.elapsed());
+                    let (status, error, upstream_status) = match &result {
+                        Ok(response) => (
+                            response.status().as_u16(),
+                            None,
+                            Some(response.status().as_u16()),
+                        ),
+                        Err(reject) => (reject.status().as_u16(), Some(reject.code()), None),
+                    };
+                    if let (Some(line), Some(access_log)) = (&log, &door.access_log) {
+                        line.write(access_log, status, error, upstream_status, started);
+                    }
+                    match result {
                         Ok(response) => {
                             door.metrics.record_outcome(Ok(()));
                             response.map(Either::Right)
                         }
                         Err(reject) => {
                             door.metrics.record_outcome(Err(reject));
-                            tracing::debug!(error = reject.code(), "upstream failed");
+                            tracing::info!(
+                                error = reject.code(),
+                                status = reject.status().as_u16(),
+                                "upstream request failed"
+                            );
                             error_response(reject)
                         }
                     }

@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+
+use crate::server::metrics::Metrics;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -37,12 +40,14 @@ impl Default for ServerLimits {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` turns true, then drains (bounded).
+/// Serves HTTP/1.1 on `listener` until `shutdown` turns true, then drains (bounded). When
+/// `metrics` is given, its `open_connections` gauge follows the connections of this listener.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
     make_service: F,
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) where
     F: Fn(SocketAddr) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -86,6 +91,7 @@ pub async fn serve<F, S, B>(
         let service = make_service(peer);
         let builder = builder.clone();
         let mut connection_shutdown = shutdown.clone();
+        let open = metrics.clone().map(OpenConnection::new);
         tokio::spawn(async move {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
@@ -100,6 +106,7 @@ pub async fn serve<F, S, B>(
                     let _ = connection.await;
                 }
             }
+            drop(open);
             drop(permit);
         });
     }
@@ -114,6 +121,23 @@ pub async fn serve<F, S, B>(
         .is_err()
     {
         tracing::warn!("shutdown drain timed out; closing remaining connections");
+    }
+}
+
+/// One open connection on the gauge: added when made, removed when dropped (however the
+/// connection task ends).
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

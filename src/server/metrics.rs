@@ -1,11 +1,12 @@
-//! Prometheus metrics: requests by outcome, cache hits and misses, decision latency.
+//! Prometheus metrics: requests by outcome (refusals by error code), cache hits and misses,
+//! decision and upstream latency, open connections, resident memory, build info.
 //!
 //! Counters are sharded per thread (cache-line padded) so the hot path never contends
 //! on one atomic; `render` sums the shards. Labels are fixed code names, never a token.
 
 use std::cell::Cell;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::core::gate::CacheUse;
@@ -13,9 +14,13 @@ use crate::core::reject::Reject;
 
 const SHARDS: usize = 16;
 /// Outcome label per index: "ok" then every SPEC error code.
-const OUTCOMES: usize = 1 + Reject::ALL.len();
+const OUTCOMES: usize = 1 + Reject::CODES.len();
 /// Upper bounds of the latency histogram buckets, in microseconds.
 const LATENCY_BUCKETS_US: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 10_000, 100_000];
+/// Upper bounds of the upstream latency histogram buckets, in milliseconds.
+const UPSTREAM_BUCKETS_MS: [u64; 13] = [
+    1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,
+];
 
 #[repr(align(128))]
 #[derive(Default)]
@@ -25,12 +30,16 @@ struct Shard {
     cache_misses: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_ns: AtomicU64,
+    upstream_buckets: [AtomicU64; UPSTREAM_BUCKETS_MS.len() + 1],
+    upstream_sum_ns: AtomicU64,
 }
 
 /// The process's metrics.
 pub struct Metrics {
     shards: Box<[Shard]>,
     next_shard: AtomicUsize,
+    /// Open data-plane connections (a gauge: the listener adds and removes).
+    pub open_connections: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -38,6 +47,7 @@ impl Default for Metrics {
         Metrics {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             next_shard: AtomicUsize::new(0),
+            open_connections: AtomicI64::new(0),
         }
     }
 }
@@ -49,7 +59,7 @@ thread_local! {
 fn outcome_index(outcome: Result<(), Reject>) -> usize {
     match outcome {
         Ok(()) => 0,
-        Err(reject) => 1 + reject.index(),
+        Err(reject) => 1 + reject.code_index(),
     }
 }
 
@@ -57,7 +67,7 @@ fn outcome_label(index: usize) -> &'static str {
     if index == 0 {
         "ok"
     } else {
-        Reject::ALL[index - 1].code()
+        Reject::CODES[index - 1]
     }
 }
 
@@ -96,6 +106,21 @@ impl Metrics {
             .unwrap_or(LATENCY_BUCKETS_US.len());
         shard.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         shard.latency_sum_ns.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts one upstream round trip: from sending the request to its response head.
+    pub fn record_upstream(&self, took: Duration) {
+        let shard = self.shard();
+        let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let bucket = UPSTREAM_BUCKETS_MS
+            .iter()
+            .position(|&bound| millis < bound)
+            .unwrap_or(UPSTREAM_BUCKETS_MS.len());
+        shard.upstream_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        shard.upstream_sum_ns.fetch_add(
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
@@ -153,8 +178,53 @@ impl Metrics {
             self.sum(|s| &s.latency_sum_ns) as f64 / 1e9
         );
         let _ = writeln!(out, "tokengate_decision_seconds_count {cumulative}");
+        out.push_str("# HELP tokengate_upstream_seconds Time from sending a request upstream to its response head.\n# TYPE tokengate_upstream_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, bound) in UPSTREAM_BUCKETS_MS.iter().enumerate() {
+            cumulative += self.sum(|s| &s.upstream_buckets[i]);
+            let _ = writeln!(
+                out,
+                "tokengate_upstream_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e3
+            );
+        }
+        cumulative += self.sum(|s| &s.upstream_buckets[UPSTREAM_BUCKETS_MS.len()]);
+        let _ = writeln!(
+            out,
+            "tokengate_upstream_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "tokengate_upstream_seconds_sum {}",
+            self.sum(|s| &s.upstream_sum_ns) as f64 / 1e9
+        );
+        let _ = writeln!(out, "tokengate_upstream_seconds_count {cumulative}");
+        out.push_str("# HELP tokengate_open_connections Open data-plane connections.\n# TYPE tokengate_open_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "tokengate_open_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        if let Some(bytes) = resident_memory_bytes() {
+            out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n");
+            let _ = writeln!(out, "process_resident_memory_bytes {bytes}");
+        }
+        out.push_str("# HELP tokengate_build_info The running build; the value is always 1.\n# TYPE tokengate_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "tokengate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
+}
+
+/// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux); `None` elsewhere.
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]
@@ -177,5 +247,30 @@ mod tests {
         assert!(text.contains("tokengate_token_cache_entries 5\n"));
         assert!(text.contains("tokengate_decision_seconds_bucket{le=\"0.000001\"} 1\n"));
         assert!(text.contains("tokengate_decision_seconds_bucket{le=\"+Inf\"} 2\n"));
+    }
+
+    #[test]
+    fn renders_upstream_latency_connections_memory_and_build() {
+        let metrics = Metrics::default();
+        metrics.record_upstream(Duration::from_millis(3));
+        metrics.record_upstream(Duration::from_secs(40));
+        metrics.record_outcome(Err(Reject::AddressNotAllowed));
+        metrics.record_outcome(Err(Reject::CollectionNotGranted));
+        metrics.open_connections.fetch_add(2, Ordering::Relaxed);
+        let text = metrics.render(0);
+        assert!(text.contains("tokengate_upstream_seconds_bucket{le=\"0.001\"} 0\n"));
+        assert!(text.contains("tokengate_upstream_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("tokengate_upstream_seconds_bucket{le=\"30\"} 1\n"));
+        assert!(text.contains("tokengate_upstream_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("tokengate_upstream_seconds_count 2\n"));
+        // Both 403 reasons are one code, one series.
+        assert!(text.contains("tokengate_requests_total{outcome=\"forbidden\"} 2\n"));
+        assert_eq!(text.matches("outcome=\"forbidden\"").count(), 1);
+        assert!(text.contains("tokengate_open_connections 2\n"));
+        assert!(text.contains("process_resident_memory_bytes "));
+        assert!(text.contains(&format!(
+            "tokengate_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 }

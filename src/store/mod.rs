@@ -1,10 +1,13 @@
 //! Durable storage: where the state and the admin key live, behind the [`Store`] trait. One file
 //! per backend; today the embedded file store ([`file`]). Shared here: the errors, the durable
-//! write (temporary file → fsync → rename → fsync directory) and the admin key.
+//! write (temporary file → fsync → rename → fsync directory), the admin key, and the lock that
+//! keeps a second server off a data directory in use ([`DataDirLock`]).
 
 mod file;
+mod lock;
 
 pub use file::FileStore;
+pub use lock::{DataDirLock, LOCK_FILE};
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -119,6 +122,13 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
     {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::io(
+            dir,
+            "the data directory path is a file, not a directory; give --data-dir a directory",
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ));
     }
     builder
         .create(dir)

@@ -30,6 +30,7 @@ async fn start_door(server: &AdminServer) -> (std::net::SocketAddr, watch::Sende
         move |peer| DoorService::new(Arc::clone(&door), peer),
         ServerLimits::default(),
         stopped,
+        None,
     ));
     (addr, stop)
 }

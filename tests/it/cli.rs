@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokengate::core::keys::RsaPublicKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
-const ADMIN_KEY: &str = "cli-test-admin-key-5b1f0c9e7d3a";
+const ADMIN_KEY: &str = "cli-test-admin-key-5b1f0c9e7d3a-0123";
 const HELLO: &str = r#"GET /hello {"status":200,"body":{"ok":true}}"#;
 
 fn interop(name: &str) -> PathBuf {

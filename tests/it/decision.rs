@@ -399,15 +399,16 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
 fn unknown_tokens_are_rejected_before_signature_work() {
     let snapshot = Snapshot::build(&hs256_state(&"1".repeat(64)), None).unwrap();
     let gate = Gate::new(100);
-    // Signed with a key nobody has, naming a token nobody has: invalid_token, never cached.
+    // Signed with a key nobody has, naming a token nobody has: invalid_token, never cached, and
+    // not counted as a cache miss either (it never got as far as the cache's work).
     let jwt = hs256(r#"{"sub":"unknown"}"#);
     assert_eq!(
         decide(&gate, &snapshot, &bearer(&jwt), NOW_MS),
-        (Err(Reject::InvalidToken), CacheUse::Miss)
+        (Err(Reject::InvalidToken), CacheUse::NotUsed)
     );
     assert_eq!(
         decide(&gate, &snapshot, &bearer(&jwt), NOW_MS),
-        (Err(Reject::InvalidToken), CacheUse::Miss)
+        (Err(Reject::InvalidToken), CacheUse::NotUsed)
     );
     assert_eq!(
         decide(&gate, &snapshot, &HeaderMap::new(), NOW_MS).0,

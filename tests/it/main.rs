@@ -14,6 +14,7 @@ mod durability;
 mod file_store;
 mod forwarding;
 mod front_door;
+mod hygiene;
 mod interop_http;
 mod keys;
 mod wycheproof;

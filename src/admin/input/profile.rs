@@ -8,6 +8,7 @@ use super::Obj;
 use crate::admin::ApiError;
 use crate::core::cidr::Cidr;
 use crate::core::jwt::ClaimSet;
+use crate::core::keys::{looks_like_private_key, PRIVATE_KEY_GIVEN};
 use crate::core::model::{AuthConfig, JwtAlg, JwtConfig, Policy, RateLimit};
 
 /// Longest HS256 secret as pasted.
@@ -139,6 +140,9 @@ fn jwt(value: &Value, current: Option<&AuthConfig>) -> Result<JwtConfig, ApiErro
                             "auth.public_key",
                             &format!("must be at most {MAX_PUBLIC_KEY} bytes"),
                         ));
+                    }
+                    if looks_like_private_key(key) {
+                        return Err(ApiError::invalid("auth.public_key", PRIVATE_KEY_GIVEN));
                     }
                     config.public_key = Some(key.to_owned());
                 }

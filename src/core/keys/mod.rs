@@ -337,9 +337,51 @@ fn is_ssh_key_type(word: &str) -> bool {
         .any(|prefix| word.starts_with(prefix))
 }
 
+/// What to say when a private key is given where a public key belongs (never echoes the key).
+pub const PRIVATE_KEY_GIVEN: &str = "is a private key; give the public key instead (the .pub line ssh-keygen wrote, or the output of: openssl rsa -in KEY -pubout). Keep the private key with the client";
+
+/// Whether `text` holds a private key: a PEM block whose label ends in `PRIVATE KEY` (PKCS#1
+/// `RSA PRIVATE KEY`, PKCS#8 `PRIVATE KEY` and `ENCRYPTED PRIVATE KEY`, SEC1 `EC PRIVATE KEY`,
+/// `OPENSSH PRIVATE KEY`) or a PuTTY key file. The admin API and the CLI use it to refuse a
+/// private key given where a public key belongs, before it is stored or sent (RFC 7468 labels).
+pub fn looks_like_private_key(text: &str) -> bool {
+    if text.trim_start().starts_with("PuTTY-User-Key-File") {
+        return true;
+    }
+    text.match_indices("-----BEGIN ").any(|(at, begin)| {
+        let rest = &text[at + begin.len()..];
+        rest.find("-----")
+            .is_some_and(|end| rest[..end].trim_end().ends_with("PRIVATE KEY"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_keys_are_recognized() {
+        for private in [
+            "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----",
+            "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n-----END ENCRYPTED PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+            "PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\n",
+        ] {
+            assert!(looks_like_private_key(private), "{private}");
+        }
+        for public in [
+            "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+            "-----BEGIN RSA PUBLIC KEY-----\nMIIB\n-----END RSA PUBLIC KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----",
+            "ssh-rsa AAAAB3NzaC1yc2E me@host",
+            "-----BEGIN ",
+        ] {
+            assert!(!looks_like_private_key(public), "{public}");
+        }
+    }
 
     #[test]
     fn hmac_secret_is_used_as_pasted() {

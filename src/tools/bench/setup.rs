@@ -341,6 +341,7 @@ async fn start_upstream() -> Result<(SocketAddr, watch::Sender<bool>, JoinHandle
         |_peer| service_fn(upstream_hello),
         ServerLimits::default(),
         shutdown_rx,
+        None,
     ));
     Ok((addr, shutdown, task))
 }

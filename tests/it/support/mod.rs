@@ -212,7 +212,7 @@ pub async fn try_send(
 }
 
 /// The admin key every [`AdminServer`] uses unless told otherwise.
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef-0123";
 
 /// An admin API served on a free loopback port over a file store in a temporary directory.
 pub struct AdminServer {
