@@ -15,7 +15,7 @@
 mod clients;
 mod collections;
 mod error;
-mod input;
+pub mod input;
 mod profiles;
 mod router;
 
