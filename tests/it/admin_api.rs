@@ -715,6 +715,31 @@ async fn jwt_keys_are_checked_and_never_shown() {
         "auth.public_key: ",
     );
 
+    // A private key where the public key belongs: refused, never stored, never echoed.
+    for private in ["ssh_rsa", "rsa2048.key"] {
+        let text = std::fs::read_to_string(format!("tests/data/jwt-interop/{private}")).unwrap();
+        let (status, answer) = server
+            .call(
+                "POST",
+                &path,
+                Some(json!({"name": "p", "auth": {"type": "jwt", "alg": "RS256", "public_key": text}})),
+            )
+            .await;
+        assert_error(
+            status,
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "auth.public_key: is a private key",
+        );
+        let body_line = text.lines().nth(1).unwrap();
+        assert!(
+            !answer.to_string().contains(body_line),
+            "the key is not echoed"
+        );
+    }
+    assert!(server.admin.state().await.profiles.is_empty());
+
     let secret = "0123456789abcdef0123456789abcdef-long-enough";
     let (status, hs) = server
         .call("POST", &path, Some(json!({"name": "hs", "auth": {"type": "jwt", "alg": "HS256", "secret": secret, "required_claims": ["exp"]}})))

@@ -472,6 +472,36 @@ fn connection_failure_names_the_url() {
 }
 
 #[test]
+fn profile_create_refuses_a_private_key_before_sending_it() {
+    let server = Server::start();
+    let (collection_id, client_id) = server.collection_and_client("priv");
+    for private in ["ssh_rsa", "rsa2048.key", "rsa1024.key"] {
+        let path = interop(private);
+        let args = [
+            "profile",
+            "create",
+            "--client",
+            &client_id,
+            "--name",
+            "oops",
+            "--collection",
+            &collection_id,
+            "--rs256-public-key-file",
+            path.to_str().unwrap(),
+        ];
+        let out = server.tg(&args);
+        assert_eq!(out.status.code(), Some(2), "{private}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("is a private key"), "{private}: {err}");
+        assert!(err.contains("nothing was sent"), "{private}: {err}");
+        assert!(!err.contains("BEGIN"), "{private}: the key leaked: {err}");
+    }
+    // Nothing reached the server.
+    let listed = server.json(&["profile", "list", "--client", &client_id]);
+    assert_eq!(listed["profiles"], serde_json::json!([]), "{listed}");
+}
+
+#[test]
 fn rs256_profile_with_an_ssh_keygen_key() {
     let dir = TempDir::new();
     let key = dir.path().join("id_rsa");

@@ -588,3 +588,61 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
         "closed too early: {took:?}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_refusals_by_code_but_not_garbage_as_cache_misses() {
+    let door = Door::start().await;
+    let (gw, admin) = (&door.gateway, door.gateway.admin);
+    let misses = || admin.metric("tokengate_token_cache_misses_total");
+    let misses0 = misses().await;
+    // Garbage and a well-formed JWT naming no profile: refused, and no cache miss counted.
+    door.refused(
+        "/api/ping",
+        &[("authorization", "Bearer not.a.jwt")],
+        401,
+        "invalid_token",
+    )
+    .await;
+    let stranger = hs256(SECRET, json!({"sub": "no-such-token", "iat": now_s()}));
+    let (name, value) = bearer(&stranger);
+    door.refused("/api/ping", &[(name, &value)], 401, "invalid_token")
+        .await;
+    assert_eq!(misses().await, misses0, "garbage is not a cache miss");
+    // A real token's first use is.
+    gw.get_with_jwt("/api/ping", &door.jwt())
+        .await
+        .assert_status(200);
+    assert_eq!(misses().await, misses0 + 1);
+
+    let auth = format!("Bearer {}", crate::support::ADMIN_KEY);
+    let text = crate::support::send(
+        admin.addr,
+        "GET",
+        "/metrics",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await
+    .text();
+    assert!(
+        text.contains("tokengate_requests_total{outcome=\"invalid_token\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE tokengate_open_connections gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE tokengate_upstream_seconds histogram\n"),
+        "{text}"
+    );
+    assert!(text.contains("tokengate_build_info{version=\""), "{text}");
+    let rss: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .expect("process_resident_memory_bytes")
+        .parse()
+        .unwrap();
+    assert!(rss > 1_000_000, "{rss}");
+    assert!(!text.contains(&door.token.token), "no token in metrics");
+}

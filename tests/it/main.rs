@@ -17,4 +17,6 @@ mod front_door;
 mod hygiene;
 mod interop_http;
 mod keys;
+mod operations;
+mod slow_peers;
 mod wycheproof;
