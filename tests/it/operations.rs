@@ -97,12 +97,14 @@ fn a_data_dir_that_is_a_file_and_a_short_admin_key_are_refused() {
 /// Starts the binary with stderr and the access log going to files (so stderr is not a
 /// terminal and no NO_COLOR is set), waits until it serves, and returns the admin and data
 /// addresses with the child.
+// The child is handed to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 async fn serve_to_files(
     dir: &Path,
     extra: &[&str],
 ) -> (std::process::Child, std::net::SocketAddr, AdminClient) {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
@@ -122,7 +124,7 @@ async fn serve_to_files(
         let find = |name: &str| {
             text.split(name)
                 .nth(1)?
-                .split(|c: char| c == ' ' || c == '"' || c == ',' || c == '}')
+                .split([' ', '"', ',', '}'])
                 .next()?
                 .parse()
                 .ok()
@@ -133,10 +135,11 @@ async fn serve_to_files(
         if let (Some(data), Some(admin)) = (find("\"data_plane\":\""), find("\"admin\":\"")) {
             return (child, data, AdminClient { addr: admin });
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "did not start: {text}"
-        );
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("did not start: {text}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
