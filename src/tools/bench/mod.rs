@@ -126,6 +126,10 @@ pub struct BenchArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Turn the front door's access log on, to this file (`-` would mix it into the report),
+    /// to measure its cost.
+    #[arg(long, value_name = "PATH")]
+    pub access_log: Option<String>,
 }
 
 /// Why the harness could not run.
@@ -266,7 +270,12 @@ fn run_bench(args: &BenchArgs) -> Result<Vec<ScenarioResult>, BenchError> {
     let run_s = args.duration.as_secs().saturating_add(1) * scenarios.len() as u64;
     let lifetime_s = i64::try_from(run_s.saturating_add(3600)).unwrap_or(i64::MAX / 2);
     let needs_uncached = scenarios.contains(&Scenario::Rs256Miss);
-    let bench = server_rt.block_on(Bench::start(needs_uncached, lifetime_s, args.data_layout))?;
+    let bench = server_rt.block_on(Bench::start(
+        needs_uncached,
+        lifetime_s,
+        args.data_layout,
+        args.access_log.clone(),
+    ))?;
 
     let mut stdout = std::io::stdout().lock();
     if !args.json {

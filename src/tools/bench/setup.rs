@@ -116,11 +116,12 @@ struct Credentials {
 impl Bench {
     /// Writes the state into a temporary store and starts the upstream and the front door(s).
     /// `uncached` starts the second front door (only `rs256-miss` needs it); `token_lifetime_s`
-    /// must outlast the run.
+    /// must outlast the run; `access_log` turns the front doors' access log on (`-` or a path).
     pub async fn start(
         uncached: bool,
         token_lifetime_s: i64,
         data_layout: Layout,
+        access_log: Option<String>,
     ) -> Result<Bench, BenchError> {
         let temp = TempDir::new()?;
         let (upstream_addr, upstream_shutdown, upstream_task) = start_upstream().await?;
@@ -186,9 +187,25 @@ impl Bench {
             "Authorization: Bearer not-a-jwt".to_string(),
         ];
 
-        let main = start_door(temp.path().join("main"), &state, 1_000_000, data_layout).await?;
+        let main = start_door(
+            temp.path().join("main"),
+            &state,
+            1_000_000,
+            data_layout,
+            access_log.clone(),
+        )
+        .await?;
         let uncached = if uncached {
-            Some(start_door(temp.path().join("uncached"), &state, 0, data_layout).await?)
+            Some(
+                start_door(
+                    temp.path().join("uncached"),
+                    &state,
+                    0,
+                    data_layout,
+                    access_log,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -311,6 +328,7 @@ async fn start_door(
     state: &crate::core::model::State,
     cache_capacity: u64,
     layout: Layout,
+    access_log: Option<String>,
 ) -> Result<Running, BenchError> {
     let store = FileStore::open(&dir).map_err(BenchError::from_display)?;
     store.save(state).map_err(BenchError::from_display)?;
@@ -321,6 +339,7 @@ async fn start_door(
         data_dir: dir,
         cache_capacity,
         layout,
+        access_log,
         ..ServeConfig::default()
     })
     .await
