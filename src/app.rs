@@ -114,6 +114,11 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        if self.door.access_log.is_some() {
+            // The writer drains its queue every WRITE_INTERVAL: give it two, so the lines of the
+            // last requests reach the file before the process exits.
+            tokio::time::sleep(crate::door::access_log::WRITE_INTERVAL * 2).await;
+        }
     }
 }
 

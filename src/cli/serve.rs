@@ -195,7 +195,7 @@ async fn wait_for_signal() {
 }
 
 /// Operator logs on standard error: `TOKENGATE_LOG` filters (default `info`); colours only when
-/// standard error is a terminal, so a log file never holds ANSI codes.
+/// standard error is a terminal and `NO_COLOR` is unset, so a log file never holds ANSI codes.
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENGATE_LOG")
@@ -205,7 +205,10 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
             .try_init(),
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };

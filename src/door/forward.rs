@@ -228,12 +228,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Appends `peer` to `X-Forwarded-For`, joining every incoming line of it into one list (the
+/// same list the client address was read from).
 fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
-    let peer = peer.to_string();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {peer}"),
-        None => peer,
-    };
+    let mut value = String::new();
+    for previous in headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        value.push_str(previous);
+        value.push_str(", ");
+    }
+    value.push_str(&peer.to_string());
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }

@@ -124,11 +124,14 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
         builder.mode(0o700);
     }
     if dir.exists() && !dir.is_dir() {
-        return Err(StoreError::io(
-            dir,
-            "the data directory path is a file, not a directory; give --data-dir a directory",
-            io::Error::from(io::ErrorKind::AlreadyExists),
-        ));
+        return Err(StoreError {
+            kind: StoreErrorKind::Io,
+            path: dir.to_owned(),
+            message:
+                "the data directory path is a file, not a directory; give --data-dir a directory"
+                    .to_owned(),
+            source: None,
+        });
     }
     builder
         .create(dir)

@@ -286,6 +286,24 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_the_client() {
         forwarded_for(&seen.json()),
         json!(["198.51.100.1, 203.0.113.9, 10.1.1.1, 127.0.0.1"])
     );
+    // Several X-Forwarded-For lines are one list, passed on whole.
+    let seen = h
+        .gateway
+        .call(
+            "GET",
+            "/ipfwd/echo",
+            &[
+                ("api-token", &remote.token),
+                ("x-forwarded-for", "198.51.100.1"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        )
+        .await;
+    seen.assert_status(200);
+    assert_eq!(
+        forwarded_for(&seen.json()),
+        json!(["198.51.100.1, 203.0.113.9, 127.0.0.1"])
+    );
     // A client forging an earlier hop does not get in: the right-most untrusted one counts.
     h.gateway
         .call(
