@@ -250,6 +250,7 @@ pub async fn serve_admin(
         header_read_timeout: HEADER_READ_TIMEOUT,
         max_head_bytes: 64 * 1024,
         drain_timeout: SHUTDOWN_GRACE,
+        send_timeout: BODY_READ_TIMEOUT,
     };
     let make_service = move |_peer| {
         let admin = Arc::clone(&admin);

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// client is closed), like nginx's proxy_read_timeout.
     #[arg(long, default_value_t = 30)]
     pub upstream_read_timeout_s: u64,
+    /// Seconds a write to a client may make no progress (a client that stops reading its
+    /// response is then cut off), like nginx's send_timeout.
+    #[arg(long, default_value_t = 30)]
+    pub send_timeout_s: u64,
     /// Proxies (CIDR list, comma-separated) whose X-Forwarded-For names the client; empty by
     /// default: the TCP peer is the client.
     #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
@@ -107,6 +111,7 @@ impl ServeArgs {
             Duration::from_secs(self.client_body_timeout_s.max(1));
         config.door_limits.upstream_read_timeout =
             Duration::from_secs(self.upstream_read_timeout_s.max(1));
+        config.server_limits.send_timeout = Duration::from_secs(self.send_timeout_s.max(1));
         config.trusted_proxies = self.trusted_proxies.clone();
         config.access_log = self.access_log.clone();
         config.server_limits.max_connections = self.max_connections.max(1);

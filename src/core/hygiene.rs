@@ -26,6 +26,9 @@ pub enum PathError {
     BadPercentEncoding,
     /// The path does not start with `/` (an absolute-form or asterisk-form target).
     NotAbsolute,
+    /// A `.` or `..` segment with `;` parameters (`..;/`), which servlet containers read as a
+    /// dot-segment after this check could see it.
+    DotSegmentWithParameters,
 }
 
 impl PathError {
@@ -41,6 +44,9 @@ impl PathError {
                 "The path holds a % that is not followed by two hex digits."
             }
             PathError::NotAbsolute => "The request target must be a path starting with /.",
+            PathError::DotSegmentWithParameters => {
+                "The path holds a . or .. segment with ; parameters, which is not allowed."
+            }
         }
     }
 }
@@ -70,6 +76,9 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     } else {
         Cow::Borrowed(path)
     };
+    if has_dot_segment_with_parameters(&decoded) {
+        return Err(PathError::DotSegmentWithParameters);
+    }
     if !has_dot_segment(&decoded) {
         return Ok(decoded);
     }
@@ -97,6 +106,8 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
         let value = hi << 4 | lo;
         match value {
             b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            // Only overlong UTF-8 starts with these (`%C0%AE` is an overlong `.`).
+            0xC0 | 0xC1 => return Err(PathError::BadPercentEncoding),
             0x00..=0x1F | 0x7F => return Err(PathError::ControlCharacter),
             v if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') => {
                 out.push(v);
@@ -122,6 +133,18 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// Whether a segment is `.` or `..` followed by `;` parameters (`..;jsessionid=x`), raw or with
+/// the `;` still encoded (`..%3B`).
+fn has_dot_segment_with_parameters(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let before = segment.split_once(';').map(|(head, _)| head).or_else(|| {
+            let upper = segment.find("%3B").or_else(|| segment.find("%3b"))?;
+            Some(&segment[..upper])
+        });
+        matches!(before, Some(".") | Some(".."))
+    })
 }
 
 /// Whether any segment of `path` is `.` or `..`.
@@ -276,6 +299,29 @@ mod tests {
         assert_eq!(norm("/shop/a%2"), Err(PathError::BadPercentEncoding));
         assert_eq!(norm("/shop/a%zz"), Err(PathError::BadPercentEncoding));
         assert_eq!(norm("*"), Err(PathError::NotAbsolute));
+        assert_eq!(
+            norm("/shop/a/..;/b"),
+            Err(PathError::DotSegmentWithParameters)
+        );
+        assert_eq!(
+            norm("/shop/a/.;x=1/b"),
+            Err(PathError::DotSegmentWithParameters)
+        );
+        assert_eq!(
+            norm("/shop/a/..%3B/b"),
+            Err(PathError::DotSegmentWithParameters)
+        );
+        assert_eq!(
+            norm("/shop/a/%2e%2e;/b"),
+            Err(PathError::DotSegmentWithParameters)
+        );
+        assert_eq!(
+            norm("/shop/a/%c0%ae%c0%ae/b"),
+            Err(PathError::BadPercentEncoding)
+        );
+        // A ; elsewhere is just a character.
+        assert_eq!(norm("/shop/a;b/c").unwrap(), "/shop/a;b/c");
+        assert_eq!(norm("/shop/...;x").unwrap(), "/shop/...;x");
         assert_eq!(norm(""), Err(PathError::NotAbsolute));
     }
 

@@ -167,6 +167,7 @@ impl Reject {
             Reject::InvalidRequest(PathError::BadPercentEncoding) => 16,
             Reject::InvalidRequest(PathError::NotAbsolute) => 17,
             Reject::RequestTimeout => 18,
+            Reject::InvalidRequest(PathError::DotSegmentWithParameters) => 19,
         }
     }
 
@@ -209,7 +210,7 @@ impl Reject {
     }
 
     /// Every variant (one per message), for tests and the prebuilt bodies.
-    pub const ALL: [Reject; 19] = [
+    pub const ALL: [Reject; 20] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
@@ -229,6 +230,7 @@ impl Reject {
         Reject::InvalidRequest(PathError::BadPercentEncoding),
         Reject::InvalidRequest(PathError::NotAbsolute),
         Reject::RequestTimeout,
+        Reject::InvalidRequest(PathError::DotSegmentWithParameters),
     ];
 }
 

@@ -117,8 +117,9 @@ pub fn upstream_path(upstream: &Upstream, rest_path: &str, query: Option<&str>) 
 }
 
 /// Builds the upstream request: URL, cleaned headers, identity headers, the body as it streams.
-/// `peer` is the TCP peer, appended to `X-Forwarded-For`; the incoming `X-Forwarded-For` is kept
-/// only when that peer is a trusted proxy (`peer_is_trusted`), else it is replaced.
+/// `peer` is the TCP peer, appended to `X-Forwarded-For`; the incoming `X-Forwarded-For`,
+/// `Forwarded` and `X-Real-IP` are kept only when that peer is a trusted proxy
+/// (`peer_is_trusted`), else they are removed (and `X-Forwarded-For` is the peer alone).
 pub fn upstream_request(
     parts: http::request::Parts,
     body: UpstreamBody,
@@ -141,8 +142,10 @@ pub fn upstream_request(
         headers.insert(header::HOST, host);
     }
     if !peer_is_trusted {
-        // Only a trusted proxy may tell us who came before it.
+        // Only a trusted proxy may tell us who came before it, in any of the usual spellings.
         headers.remove(&X_FORWARDED_FOR);
+        headers.remove(header::FORWARDED);
+        headers.remove("x-real-ip");
     }
     append_forwarded_for(&mut headers, peer);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::server::metrics::Metrics;
+use crate::server::send_timeout::SendTimeout;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,8 @@ pub struct ServerLimits {
     pub max_head_bytes: usize,
     /// How long a shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Longest time a write to the client may make no progress (nginx's `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -36,6 +39,7 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 96 * 1024,
             drain_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -93,6 +97,7 @@ pub async fn serve<F, S, B>(
         let mut connection_shutdown = shutdown.clone();
         let open = metrics.clone().map(OpenConnection::new);
         tokio::spawn(async move {
+            let stream = SendTimeout::new(stream, limits.send_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {

@@ -2,8 +2,10 @@
 //!
 //! - [`listener`]: the HTTP/1.1 accept loop: connection cap, header timeout, graceful drain.
 //! - [`metrics`]: the Prometheus registry the data plane records into and `GET /metrics` renders.
+//! - [`send_timeout`]: cuts off a peer that stops reading its response.
 
 pub mod listener;
 pub mod metrics;
+pub mod send_timeout;
 
 pub use listener::{serve, stopped, ServerLimits};

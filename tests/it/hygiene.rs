@@ -137,6 +137,10 @@ async fn encoded_separators_and_control_characters_get_400() {
         "/fwd/items/a%7F",
         "/fwd/items/a%zz",
         "/fwd/items/a%2",
+        "/fwd/files/..;/raw",
+        "/fwd/files/..%3b/raw",
+        "/fwd/files/.;jsessionid=1/raw",
+        "/fwd/items/%c0%ae%c0%ae",
     ] {
         let reply = h.get(path, &[]).await;
         reply.assert_error(400, "invalid_request");
@@ -252,11 +256,16 @@ async fn without_trusted_proxies_the_tcp_peer_is_the_client() {
             &[
                 ("api-token", &local.token),
                 ("x-forwarded-for", "203.0.113.9"),
+                ("forwarded", "for=203.0.113.9"),
+                ("x-real-ip", "203.0.113.9"),
             ],
         )
         .await;
     seen.assert_status(200);
     assert_eq!(forwarded_for(&seen.json()), json!(["127.0.0.1"]));
+    let headers = seen.json()["headers"].clone();
+    assert!(headers.get("forwarded").is_none(), "{headers}");
+    assert!(headers.get("x-real-ip").is_none(), "{headers}");
 }
 
 #[tokio::test]

@@ -144,3 +144,83 @@ async fn an_upstream_that_stalls_mid_body_has_the_stream_closed() {
     drop(stream);
     open_connections_become(&gateway, 0).await;
 }
+
+/// An upstream that answers with an endless body (256 MiB declared) as fast as it can be taken;
+/// `ended` turns true once its writes fail (the front door let go of it).
+async fn flooding_upstream(ended: std::sync::Arc<std::sync::atomic::AtomicBool>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let ended = ended.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 268435456\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'z'; 64 * 1024];
+                for _ in 0..4096 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_by_the_send_timeout() {
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let upstream = flooding_upstream(ended.clone()).await;
+    let gateway = Gateway::start_with(|config| {
+        config.server_limits.send_timeout = TIMEOUT;
+        config.door_limits.upstream_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let collection = gateway
+        .admin
+        .collection(
+            "flood",
+            json!([forward("GET", "/download", &format!("http://{upstream}"))]),
+        )
+        .await;
+    let access = gateway
+        .admin
+        .access(
+            "Slow reader",
+            json!({"name": "reader", "collections": [collection], "auth": {"type": "token"}}),
+        )
+        .await;
+    let head = format!(
+        "GET /flood/download HTTP/1.1\r\nhost: x\r\napi-token: {}\r\n\r\n",
+        access.token
+    );
+    // Send the request, then never read: the socket buffers fill and the front door's writes stall.
+    let stream = connect_and_write(gateway.data, head.as_bytes()).await;
+    open_connections_become(&gateway, 1).await;
+    let started = Instant::now();
+    open_connections_become(&gateway, 0).await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The upstream stream feeding it was let go too.
+    let released = Instant::now();
+    while !ended.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            released.elapsed() < Duration::from_secs(5),
+            "the upstream was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+}
