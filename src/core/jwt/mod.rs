@@ -233,6 +233,31 @@ mod tests {
     use super::*;
     use crate::core::token::token_digest;
 
+    /// From the `jwt` fuzz target (fuzz/regressions/jwt/invalid-utf8-in-ignored-claim): a claim
+    /// tokengate does not read held a byte that is not UTF-8, and the token was accepted.
+    #[test]
+    fn json_that_is_not_utf8_is_refused_even_in_ignored_members() {
+        let b64 = |bytes: &[u8]| BASE64URL.encode(bytes);
+        let header = b64(br#"{"alg":"HS256"}"#);
+        for payload in [
+            &b"{\"\":\"\x9f\"}"[..],
+            b"{\"sub\":\"tok\",\"x\":\"\xff\xfe\"}",
+        ] {
+            let token = format!("{header}.{}.{}", b64(payload), b64(b"sig"));
+            assert_eq!(parse(token.as_bytes()).err(), Some(Reject::InvalidToken));
+        }
+        let bad_header = b64(b"{\"alg\":\"HS256\",\"x\":\"\xc3\"}");
+        let token = format!("{bad_header}.{}.{}", b64(br#"{"sub":"tok"}"#), b64(b"sig"));
+        assert_eq!(parse(token.as_bytes()).err(), Some(Reject::InvalidToken));
+        // The same shapes in valid UTF-8 pass.
+        let token = format!(
+            "{header}.{}.{}",
+            b64(r#"{"sub":"tok","x":"é"}"#.as_bytes()),
+            b64(b"sig")
+        );
+        assert!(parse(token.as_bytes()).is_ok());
+    }
+
     fn b64(text: &str) -> String {
         BASE64URL.encode(text)
     }
