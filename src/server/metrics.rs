@@ -157,48 +157,28 @@ impl Metrics {
         let _ = writeln!(out, "tokengate_token_cache_misses_total {misses}");
         out.push_str("# HELP tokengate_token_cache_entries Tokens in the verified-token cache.\n# TYPE tokengate_token_cache_entries gauge\n");
         let _ = writeln!(out, "tokengate_token_cache_entries {cache_entries}");
-        out.push_str("# HELP tokengate_decision_seconds Time to decide a request (credential, verification, policy).\n# TYPE tokengate_decision_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-            cumulative += self.sum(|s| &s.latency_buckets[i]);
-            let _ = writeln!(
-                out,
-                "tokengate_decision_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        cumulative += self.sum(|s| &s.latency_buckets[LATENCY_BUCKETS_US.len()]);
-        let _ = writeln!(
-            out,
-            "tokengate_decision_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        let decision: Vec<u64> = (0..=LATENCY_BUCKETS_US.len())
+            .map(|i| self.sum(|s| &s.latency_buckets[i]))
+            .collect();
+        render_histogram(
+            &mut out,
+            "tokengate_decision_seconds",
+            "Time to decide a request (credential, verification, policy).",
+            LATENCY_BUCKETS_US.iter().map(|&us| us as f64 / 1e6),
+            &decision,
+            self.sum(|s| &s.latency_sum_ns) as f64 / 1e9,
         );
-        let _ = writeln!(
-            out,
-            "tokengate_decision_seconds_sum {}",
-            self.sum(|s| &s.latency_sum_ns) as f64 / 1e9
+        let upstream: Vec<u64> = (0..=UPSTREAM_BUCKETS_MS.len())
+            .map(|i| self.sum(|s| &s.upstream_buckets[i]))
+            .collect();
+        render_histogram(
+            &mut out,
+            "tokengate_upstream_seconds",
+            "Time from sending a request upstream to its response head.",
+            UPSTREAM_BUCKETS_MS.iter().map(|&ms| ms as f64 / 1e3),
+            &upstream,
+            self.sum(|s| &s.upstream_sum_ns) as f64 / 1e9,
         );
-        let _ = writeln!(out, "tokengate_decision_seconds_count {cumulative}");
-        out.push_str("# HELP tokengate_upstream_seconds Time from sending a request upstream to its response head.\n# TYPE tokengate_upstream_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, bound) in UPSTREAM_BUCKETS_MS.iter().enumerate() {
-            cumulative += self.sum(|s| &s.upstream_buckets[i]);
-            let _ = writeln!(
-                out,
-                "tokengate_upstream_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e3
-            );
-        }
-        cumulative += self.sum(|s| &s.upstream_buckets[UPSTREAM_BUCKETS_MS.len()]);
-        let _ = writeln!(
-            out,
-            "tokengate_upstream_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "tokengate_upstream_seconds_sum {}",
-            self.sum(|s| &s.upstream_sum_ns) as f64 / 1e9
-        );
-        let _ = writeln!(out, "tokengate_upstream_seconds_count {cumulative}");
         out.push_str("# HELP tokengate_open_connections Open data-plane connections.\n# TYPE tokengate_open_connections gauge\n");
         let _ = writeln!(
             out,
@@ -217,6 +197,28 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Writes one Prometheus histogram: `counts[i]` is the count of bucket `i` (the last one past
+/// every bound), rendered cumulatively with `le` in seconds, then `_sum` and `_count`.
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds_s: impl Iterator<Item = f64>,
+    counts: &[u64],
+    sum_s: f64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (bound, count) in bounds_s.zip(counts) {
+        cumulative += count;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += counts.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {sum_s}");
+    let _ = writeln!(out, "{name}_count {cumulative}");
 }
 
 /// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux); `None` elsewhere.
