@@ -208,6 +208,10 @@ fn build_fixed(response: &FixedResponse) -> Result<FixedReply, RouteError> {
         field: "response.status",
         message: e.0,
     })?;
+    rules::fixed_body(&response.body).map_err(|e| RouteError {
+        field: "response.body",
+        message: e.0,
+    })?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &response.headers {

@@ -224,6 +224,34 @@ pub fn upstream(text: &str) -> Result<Upstream, RuleError> {
     })
 }
 
+/// Deepest nesting of arrays and objects in a fixed response's body. The stored state wraps the
+/// body a few levels deeper, and it must stay well inside serde_json's 128-level read limit, or
+/// the store could not read its own file back (found by the `admin_input` fuzz target).
+pub const MAX_FIXED_BODY_DEPTH: usize = 64;
+
+/// Checks a fixed response's JSON body: arrays and objects nested at most
+/// [`MAX_FIXED_BODY_DEPTH`] levels.
+pub fn fixed_body(body: &serde_json::Value) -> Result<(), RuleError> {
+    fn depth(value: &serde_json::Value, limit: usize) -> bool {
+        match value {
+            serde_json::Value::Array(items) => {
+                limit > 0 && items.iter().all(|v| depth(v, limit - 1))
+            }
+            serde_json::Value::Object(members) => {
+                limit > 0 && members.values().all(|v| depth(v, limit - 1))
+            }
+            _ => true,
+        }
+    }
+    if depth(body, MAX_FIXED_BODY_DEPTH) {
+        Ok(())
+    } else {
+        Err(RuleError::new(format!(
+            "must nest arrays and objects at most {MAX_FIXED_BODY_DEPTH} levels deep"
+        )))
+    }
+}
+
 /// Checks a fixed response's status: 200 to 599.
 pub fn fixed_status(status: u64) -> Result<StatusCode, RuleError> {
     u16::try_from(status)
@@ -326,5 +354,11 @@ mod tests {
         assert!(fixed_header("Content-Length", "1").is_err());
         assert!(fixed_header("bad name", "1").is_err());
         assert!(fixed_header("x-a", "bad\nvalue").is_err());
+        let nest = |levels: usize| -> serde_json::Value {
+            serde_json::from_str(&format!("{}{}", "[".repeat(levels), "]".repeat(levels))).unwrap()
+        };
+        assert!(fixed_body(&nest(MAX_FIXED_BODY_DEPTH)).is_ok());
+        assert!(fixed_body(&nest(MAX_FIXED_BODY_DEPTH + 1)).is_err());
+        assert!(fixed_body(&serde_json::json!({"a": {"b": [1, 2, {"c": null}]}})).is_ok());
     }
 }

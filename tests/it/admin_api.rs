@@ -1165,3 +1165,45 @@ async fn handle_serves_in_process_requests_too() {
     assert_eq!(list["clients"][0]["name"], "Demo");
     server.stop().await;
 }
+
+/// From the `admin_input` fuzz target (fuzz/regressions/admin_input/state-too-deep-to-reload.json):
+/// a fixed-response body nested 122 deep was accepted and saved, and then the store could not
+/// read its own file back, so the server would not start again.
+#[tokio::test]
+async fn a_fixed_body_too_deep_to_store_is_refused_and_the_store_reloads() {
+    let server = AdminServer::start().await;
+    let nested = |levels: usize| -> Value {
+        serde_json::from_str(&format!("{}{}", "[".repeat(levels), "]".repeat(levels))).unwrap()
+    };
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "deep", "path": "deep", "endpoints": [
+                {"method": "GET", "path": "/", "response": {"body": nested(122)}}]})),
+        )
+        .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "endpoints[0].response.body: must nest arrays and objects at most 64 levels deep",
+    );
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "deep", "path": "deep", "endpoints": [
+                {"method": "GET", "path": "/", "response": {"body": nested(64)}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // The saved state reads back: a restart over the same directory opens it.
+    let dir = server.stop().await;
+    let again = AdminServer::start_in(dir).await;
+    let (status, listed) = again.call("GET", "/v1/collections", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["collections"][0]["path"], "deep");
+    again.stop().await;
+}

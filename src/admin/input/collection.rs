@@ -170,6 +170,7 @@ fn fixed_response(value: &Value, at: &str) -> Result<FixedResponse, ApiError> {
         }
     }
     let body = obj.raw("body").cloned().unwrap_or(Value::Null);
+    rule(&obj.field("body"), rules::fixed_body(&body))?;
     Ok(FixedResponse {
         status,
         headers,
