@@ -29,34 +29,36 @@ if (( ${#targets[@]} == 0 )); then
     mapfile -t targets < <(cargo fuzz list)
 fi
 
-if ! cargo fuzz build -s "$sanitizer" > build.log 2>&1; then
-    tail -n 30 build.log >&2
-    echo "fuzz build failed (full log: fuzz/build.log)" >&2
+# Logs live in a private directory: with -jobs=1 -workers=1 libFuzzer writes the run's output to
+# fuzz-0.log in the current directory, and another run.sh (or a long run) may be using fuzz/.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+if ! cargo fuzz build -s "$sanitizer" > "$work/build.log" 2>&1; then
+    tail -n 30 "$work/build.log" >&2
+    echo "fuzz build failed" >&2
     exit 2
 fi
-rm -f build.log
 
 failed=()
 for t in "${targets[@]}"; do
-    # With -jobs=1 -workers=1 libFuzzer runs one child process whose output goes to fuzz-0.log.
-    rm -f fuzz-0.log
-    out="$(mktemp)"
-    dirs=("corpus/$t")
+    log="$work/fuzz-0.log"
+    rm -f "$log" "$work/out"
+    dirs=("$here/corpus/$t")
     # Minimized inputs of earlier findings are replayed as seeds.
-    [[ -d "regressions/$t" ]] && dirs+=("regressions/$t")
-    if cargo fuzz run -s "$sanitizer" "$t" "${dirs[@]}" -- \
-        -max_total_time="$seconds" -jobs=1 -workers=1 -print_final_stats=1 > "$out" 2>&1; then
+    [[ -d "regressions/$t" ]] && dirs+=("$here/regressions/$t")
+    if (cd "$work" && cargo fuzz run --fuzz-dir "$here" -s "$sanitizer" "$t" "${dirs[@]}" -- \
+        -max_total_time="$seconds" -jobs=1 -workers=1 -print_final_stats=1 > "$work/out" 2>&1); then
         printf '%-12s ok     %s | %s execs\n' "$t" \
-            "$(grep -E '^#[0-9]+' fuzz-0.log | tail -n 1 | cut -c1-90)" \
-            "$(awk '/^stat::number_of_executed_units/ {print $2}' fuzz-0.log)"
+            "$(grep -E '^#[0-9]+' "$log" | tail -n 1 | cut -c1-90)" \
+            "$(awk '/^stat::number_of_executed_units/ {print $2}' "$log")"
     else
         printf '%-12s CRASH\n' "$t"
-        { [[ -s fuzz-0.log ]] && cat fuzz-0.log || cat "$out"; } |
+        { [[ -s "$log" ]] && cat "$log" || cat "$work/out"; } |
             grep -E 'panicked at|^ERROR|^SUMMARY|Test unit written to|^[a-z].*:[0-9]+:[0-9]+:$' |
             head -n 8 | sed 's/^/    /'
         failed+=("$t")
     fi
-    rm -f "$out" fuzz-0.log
 done
 
 if (( ${#failed[@]} )); then

@@ -10,6 +10,16 @@ use super::{index_by_id, input, new_id, now_ms, Admin, MAX_PROFILES_PER_CLIENT};
 use crate::core::model::{AuthConfig, Profile, State};
 use crate::core::token;
 
+/// The members a profile body may have, on create and on `PATCH`.
+const PROFILE_FIELDS: [&str; 6] = [
+    "name",
+    "collections",
+    "auth",
+    "active",
+    "policy",
+    "ip_allow",
+];
+
 impl Admin {
     pub(super) async fn list_profiles(
         &self,
@@ -36,18 +46,7 @@ impl Admin {
     }
 
     pub(super) async fn create_profile(&self, client_id: &str, body: Value) -> Handled {
-        let obj = input::Obj::new(
-            &body,
-            "",
-            &[
-                "name",
-                "collections",
-                "auth",
-                "active",
-                "policy",
-                "ip_allow",
-            ],
-        )?;
+        let obj = input::Obj::new(&body, "", &PROFILE_FIELDS)?;
         let name = input::name("name", obj.req_str("name")?)?;
         let Some(auth_value) = obj.raw("auth") else {
             return Err(ApiError::invalid("auth", "is required"));
@@ -110,33 +109,11 @@ impl Admin {
     pub(super) async fn patch_profile(&self, id: &str, body: Value) -> Handled {
         // Checked here, before the lock, for a fast 400; `auth` is parsed under the lock because
         // it may keep the current key.
-        input::Obj::new(
-            &body,
-            "",
-            &[
-                "name",
-                "collections",
-                "auth",
-                "active",
-                "policy",
-                "ip_allow",
-            ],
-        )?;
+        input::Obj::new(&body, "", &PROFILE_FIELDS)?;
         let id = id.to_owned();
         let profile = self
             .update(move |state| {
-                let obj = input::Obj::new(
-                    &body,
-                    "",
-                    &[
-                        "name",
-                        "collections",
-                        "auth",
-                        "active",
-                        "policy",
-                        "ip_allow",
-                    ],
-                )?;
+                let obj = input::Obj::new(&body, "", &PROFILE_FIELDS)?;
                 let index = profile_index(state, &id)?;
                 let collections = match obj.raw("collections") {
                     Some(Value::Null) => Some(Vec::new()),
