@@ -21,7 +21,8 @@ pub struct DataDirLock {
 }
 
 impl DataDirLock {
-    /// Locks `dir` (which must exist) for this process.
+    /// Locks `dir` (which must exist) for this process, waiting up to one second for a holder
+    /// that is going away.
     ///
     /// Errors, as one sentence naming the directory: another process holds the lock (with its
     /// pid when known), or the lock file cannot be opened.
@@ -40,7 +41,18 @@ impl DataDirLock {
                 path.display()
             )
         })?;
-        match file.try_lock() {
+        // A lock can outlive its holder by moments: a process that is exiting, or a child forked
+        // by this process between fork and exec (it shares the open file until exec closes it).
+        // Wait up to one second before calling the directory taken.
+        let mut attempt = file.try_lock();
+        let patience = std::time::Instant::now();
+        while matches!(attempt, Err(TryLockError::WouldBlock))
+            && patience.elapsed() < std::time::Duration::from_secs(1)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            attempt = file.try_lock();
+        }
+        match attempt {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
