@@ -30,7 +30,7 @@ fn bearer(token: &str) -> HeaderMap {
 
 fn benches(c: &mut Criterion) {
     let fixture = bench_fixture().unwrap();
-    let snapshot = Snapshot::build(&fixture.state, None).unwrap();
+    let snapshot = Snapshot::build(&fixture.state).unwrap();
     let hs_key = HmacKey::from_secret(&fixture.hs256_secret, false).unwrap();
     let rs_key = RsaSigningKey::parse(BENCH_RSA_PRIVATE_PEM).unwrap();
     let hs_jwt = SigningKey::Hs256(hs_key.clone())

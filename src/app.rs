@@ -19,7 +19,8 @@ use crate::door::{DoorLimits, FrontDoor};
 use crate::server::metrics::Metrics;
 use crate::server::ServerLimits;
 use crate::store::{
-    ensure_data_dir, load_or_create_admin_key, AdminKeySource, DataDirLock, FileStore, Store,
+    ensure_data_dir, load_or_create_admin_key, load_or_create_secrets_key, AdminKeySource,
+    DataDirLock, OpenEvent, SqliteStore, Store,
 };
 
 /// Everything `serve` can be told.
@@ -29,7 +30,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Admin API address.
     pub admin_listen: SocketAddr,
-    /// Directory of the file store and `admin.key`.
+    /// Directory of the embedded database, `admin.key` and `secrets.key`.
     pub data_dir: PathBuf,
     /// Verified-token cache capacity (0 turns it off).
     pub cache_capacity: u64,
@@ -46,6 +47,9 @@ pub struct ServeConfig {
     /// Admin key from the environment (`TOKENGATE_ADMIN_KEY`), overriding `admin.key`; at
     /// least [`MIN_ADMIN_KEY_CHARS`] characters.
     pub admin_key: Option<String>,
+    /// The key that seals HS256 secrets, as base64 (`TOKENGATE_SECRETS_KEY`), overriding
+    /// `secrets.key`.
+    pub secrets_key: Option<String>,
     /// Peers allowed to name the client in `X-Forwarded-For` (`--trusted-proxies`).
     pub trusted_proxies: Vec<Cidr>,
     /// Where the access log goes (`-` for standard output), when on.
@@ -68,6 +72,7 @@ impl Default for ServeConfig {
             door_limits: DoorLimits::default(),
             server_limits: ServerLimits::default(),
             admin_key: None,
+            secrets_key: None,
             layout: Layout::Shared,
             trusted_proxies: Vec::new(),
             access_log: None,
@@ -151,7 +156,21 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         Some(target) => Some(AccessLog::open(target).map_err(|e| StartError(e.to_string()))?),
         None => None,
     };
-    let store = FileStore::open(&config.data_dir).map_err(|e| StartError(e.to_string()))?;
+    let (secrets, secrets_source) =
+        load_or_create_secrets_key(&config.data_dir, config.secrets_key.clone(), true)
+            .map_err(|e| StartError(e.to_string()))?;
+    tracing::info!(source = ?secrets_source, "secrets key loaded");
+    let (store, event) =
+        SqliteStore::open(&config.data_dir, secrets).map_err(|e| StartError(e.to_string()))?;
+    if let Some(OpenEvent::Imported { renamed_to, counts }) = event {
+        tracing::info!(
+            collections = counts.0,
+            clients = counts.1,
+            profiles = counts.2,
+            renamed_to = %renamed_to.display(),
+            "imported the state file of an earlier version into the database"
+        );
+    }
     let store: Arc<dyn Store> = Arc::new(store);
     let (admin_key, admin_key_source) =
         load_or_create_admin_key(&config.data_dir, config.admin_key.clone())
@@ -191,22 +210,24 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
 
     let mut demo = None;
     if config.demo {
-        let state = admin.state().await;
-        if !state.collections.is_empty() || !state.clients.is_empty() || !state.profiles.is_empty()
-        {
-            demo = Some(DemoOutcome::StoreNotEmpty);
-        } else {
-            let token = admin
-                .update(|state| {
-                    crate::tools::demo::seed_demo(state)
-                        .map_err(|e| ApiError::internal(&e.to_string()))
-                })
-                .await
-                .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
-            demo = Some(DemoOutcome::Seeded(token));
-        }
+        let seeded = admin
+            .update(|catalog, rows| {
+                if !catalog.is_empty() {
+                    return Ok(None);
+                }
+                let mut state = crate::core::model::State::default();
+                let token = crate::tools::demo::seed_demo(&mut state)
+                    .map_err(|e| ApiError::internal(&e.to_string()))?;
+                *rows = crate::core::catalog::ChangeSet::from_state(&state);
+                Ok(Some(token))
+            })
+            .await
+            .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
+        demo = Some(match seeded {
+            Some(token) => DemoOutcome::Seeded(token),
+            None => DemoOutcome::StoreNotEmpty,
+        });
     }
-
     let mut door = FrontDoor::new(
         admin.registry(),
         config.cache_capacity,

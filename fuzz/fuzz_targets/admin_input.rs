@@ -69,7 +69,7 @@ fn check_collection(v: &Value, allow_id: bool) {
         }],
         ..State::default()
     };
-    let snapshot = Snapshot::build(&state, None)
+    let snapshot = Snapshot::build(&state)
         .unwrap_or_else(|e| panic!("an accepted collection does not compile: {e}"));
     for endpoint in &state.collections[0].endpoints {
         let request = format!("/{}{}", input.path, instance(&endpoint.path));

@@ -1,10 +1,13 @@
-//! `/v1/clients`: list, read, create, change (enable, disable, rename) and delete clients.
+//! `/v1/clients`: list (paged), read, create, change (enable, disable, rename) and delete
+//! clients.
 
 use serde_json::{json, Value};
 
 use super::error::{created, no_content, ok, ApiError, Handled};
-use super::{index_by_id, input, new_id, Admin};
-use crate::core::model::{Client, State};
+use super::router::PageQuery;
+use super::{input, new_id, Admin};
+use crate::core::catalog::{Catalog, Kind, Row};
+use crate::core::model::Client;
 use crate::core::token;
 
 impl Admin {
@@ -18,16 +21,16 @@ impl Admin {
         })
     }
 
-    pub(super) async fn list_clients(&self) -> Handled {
-        let state = self.state.lock().await;
-        let clients: Vec<Value> = state.clients.iter().map(|c| self.client_view(c)).collect();
-        ok(json!({ "clients": clients }))
+    pub(super) async fn list_clients(&self, query: PageQuery) -> Handled {
+        let catalog = self.catalog.lock().await;
+        let page = catalog.clients_page(query.after.as_deref(), query.limit);
+        let items: Vec<Value> = page.items.iter().map(|c| self.client_view(c)).collect();
+        ok(json!({ "items": items, "next": page.next }))
     }
 
     pub(super) async fn get_client(&self, id: &str) -> Handled {
-        let state = self.state.lock().await;
-        let client = find_client(&state, id)?;
-        ok(self.client_view(client))
+        let catalog = self.catalog.lock().await;
+        ok(self.client_view(find_client(&catalog, id)?))
     }
 
     pub(super) async fn create_client(&self, body: Value) -> Handled {
@@ -35,7 +38,7 @@ impl Admin {
         let name = input::name("name", obj.req_str("name")?)?;
         let active = obj.opt_bool("active")?.unwrap_or(true);
         let client = self
-            .update(move |state| {
+            .update(move |_, rows| {
                 let portal_key = token::generate()
                     .map_err(|_| {
                         ApiError::internal("the operating system's random generator failed")
@@ -47,7 +50,7 @@ impl Admin {
                     portal_key,
                     active,
                 };
-                state.clients.push(client.clone());
+                rows.put(Row::Client(client.clone()));
                 Ok(client)
             })
             .await?;
@@ -64,20 +67,21 @@ impl Admin {
         let active = obj.opt_bool("active")?;
         let id = id.to_owned();
         let client = self
-            .update(move |state| {
-                let index = client_index(state, &id)?;
-                let client = &mut state.clients[index];
+            .update(move |catalog, rows| {
+                let mut client = find_client(catalog, &id)?.clone();
                 if let Some(name) = name {
                     client.name = name;
                 }
                 if let Some(active) = active {
                     client.active = active;
                 }
-                let client = client.clone();
+                rows.put(Row::Client(client.clone()));
                 // The client's name and activity are part of every one of its profiles'
                 // verdicts: void their cached verifications.
-                for profile in state.profiles.iter_mut().filter(|p| p.client_id == id) {
-                    profile.generation += 1;
+                for profile in catalog.profiles_of_client(&id) {
+                    let mut changed = profile.clone();
+                    changed.generation += 1;
+                    rows.put(Row::Profile(changed));
                 }
                 Ok(client)
             })
@@ -88,10 +92,12 @@ impl Admin {
 
     pub(super) async fn delete_client(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |state| {
-            let index = client_index(state, &id)?;
-            state.clients.remove(index);
-            state.profiles.retain(|p| p.client_id != id);
+        self.update(move |catalog, rows| {
+            find_client(catalog, &id)?;
+            for profile in catalog.profiles_of_client(&id) {
+                rows.delete(Kind::Profile, &profile.id);
+            }
+            rows.delete(Kind::Client, &id);
             tracing::info!(client_id = %id, "client and its profiles deleted");
             Ok(())
         })
@@ -100,10 +106,8 @@ impl Admin {
     }
 }
 
-pub(super) fn client_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    index_by_id(&state.clients, id, |c| &c.id, "client")
-}
-
-pub(super) fn find_client<'s>(state: &'s State, id: &str) -> Result<&'s Client, ApiError> {
-    client_index(state, id).map(|i| &state.clients[i])
+pub(super) fn find_client<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Client, ApiError> {
+    catalog
+        .client(id)
+        .ok_or_else(|| ApiError::not_found("no such client"))
 }

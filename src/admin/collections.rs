@@ -1,28 +1,30 @@
-//! `/v1/collections`: list, read, create, replace and delete collections.
+//! `/v1/collections`: list (paged), read, create, replace and delete collections.
 
 use serde_json::{json, Value};
 
 use super::error::{created, no_content, ok, ApiError, Handled};
-use super::{index_by_id, input, new_id, Admin};
-use crate::core::model::{Collection, State};
+use super::router::PageQuery;
+use super::{input, new_id, Admin};
+use crate::core::catalog::{Catalog, Kind, Row};
+use crate::core::model::Collection;
 
 impl Admin {
-    pub(super) async fn list_collections(&self) -> Handled {
-        let state = self.state.lock().await;
-        ok(json!({ "collections": state.collections }))
+    pub(super) async fn list_collections(&self, query: PageQuery) -> Handled {
+        let catalog = self.catalog.lock().await;
+        let page = catalog.collections_page(query.after.as_deref(), query.limit);
+        ok(json!({ "items": page.items, "next": page.next }))
     }
 
     pub(super) async fn get_collection(&self, id: &str) -> Handled {
-        let state = self.state.lock().await;
-        let collection = find_collection(&state, id)?;
-        ok(json!(collection))
+        let catalog = self.catalog.lock().await;
+        ok(json!(find_collection(&catalog, id)?))
     }
 
     pub(super) async fn create_collection(&self, body: Value) -> Handled {
         let (_, parsed) = input::collection(&body, false)?;
         let collection = self
-            .update(move |state| {
-                ensure_path_free(state, &parsed.path, None)?;
+            .update(move |catalog, rows| {
+                ensure_path_free(catalog, &parsed.path, None)?;
                 let endpoints = input::assign_endpoint_ids(parsed.endpoints, None, new_id)?;
                 let collection = Collection {
                     id: new_id()?,
@@ -30,7 +32,7 @@ impl Admin {
                     path: parsed.path,
                     endpoints,
                 };
-                state.collections.push(collection.clone());
+                rows.put(Row::Collection(collection.clone()));
                 Ok(collection)
             })
             .await?;
@@ -48,21 +50,18 @@ impl Admin {
         }
         let id = id.to_owned();
         let collection = self
-            .update(move |state| {
-                let index = collection_index(state, &id)?;
-                ensure_path_free(state, &parsed.path, Some(&id))?;
-                let endpoints = input::assign_endpoint_ids(
-                    parsed.endpoints,
-                    Some(&state.collections[index]),
-                    new_id,
-                )?;
+            .update(move |catalog, rows| {
+                let current = find_collection(catalog, &id)?;
+                ensure_path_free(catalog, &parsed.path, Some(&id))?;
+                let endpoints =
+                    input::assign_endpoint_ids(parsed.endpoints, Some(current), new_id)?;
                 let collection = Collection {
                     id,
                     name: parsed.name,
                     path: parsed.path,
                     endpoints,
                 };
-                state.collections[index] = collection.clone();
+                rows.put(Row::Collection(collection.clone()));
                 Ok(collection)
             })
             .await?;
@@ -72,15 +71,15 @@ impl Admin {
 
     pub(super) async fn delete_collection(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |state| {
-            let index = collection_index(state, &id)?;
-            state.collections.remove(index);
-            for profile in &mut state.profiles {
-                let before = profile.collections.len();
-                profile.collections.retain(|c| *c != id);
-                if profile.collections.len() != before {
-                    profile.generation += 1;
-                }
+        self.update(move |catalog, rows| {
+            find_collection(catalog, &id)?;
+            rows.delete(Kind::Collection, &id);
+            // Profiles that granted it lose the grant (a revoking change for them).
+            for profile in catalog.profiles().filter(|p| p.collections.contains(&id)) {
+                let mut changed = profile.clone();
+                changed.collections.retain(|c| *c != id);
+                changed.generation += 1;
+                rows.put(Row::Profile(changed));
             }
             tracing::info!(collection_id = %id, "collection deleted");
             Ok(())
@@ -90,29 +89,26 @@ impl Admin {
     }
 }
 
-pub(super) fn collection_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    index_by_id(&state.collections, id, |c| &c.id, "collection")
-}
-
-pub(super) fn find_collection<'s>(state: &'s State, id: &str) -> Result<&'s Collection, ApiError> {
-    collection_index(state, id).map(|i| &state.collections[i])
+pub(super) fn find_collection<'c>(
+    catalog: &'c Catalog,
+    id: &str,
+) -> Result<&'c Collection, ApiError> {
+    catalog
+        .collection(id)
+        .ok_or_else(|| ApiError::not_found("no such collection"))
 }
 
 /// 409 if another collection (not `except`) already has `path`.
 pub(super) fn ensure_path_free(
-    state: &State,
+    catalog: &Catalog,
     path: &str,
     except: Option<&str>,
 ) -> Result<(), ApiError> {
-    match state
-        .collections
-        .iter()
-        .find(|c| c.path == path && Some(c.id.as_str()) != except)
-    {
-        Some(other) => Err(ApiError::conflict(&format!(
+    match catalog.collection_by_path(path) {
+        Some(other) if Some(other.id.as_str()) != except => Err(ApiError::conflict(&format!(
             "path: {path:?} is already the path of collection {}",
             other.id
         ))),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }

@@ -1,10 +1,11 @@
 //! The admin API (control plane): collections, clients and access profiles as JSON over HTTP/1.1.
 //!
-//! Every change follows one path: lock the authoritative [`State`], apply the change to a copy,
-//! validate it, compile it with [`Snapshot::build`], save it durably through the [`Store`], install
-//! the snapshot in the [`Registry`], and only then answer. A request that reaches the data plane
-//! after the answer sees the change; a crash after the answer loses nothing; a failed save leaves
-//! both memory and disk as they were.
+//! Every change follows one path: lock the authoritative [`Catalog`], let the handler say which
+//! rows it writes (a [`ChangeSet`]), apply them to the catalog, compile only what they touch with
+//! [`Snapshot::apply`], commit them durably through the [`Store`] as one transaction, install the
+//! snapshot in the [`Registry`], and only then answer. A request that reaches the data plane after
+//! the answer sees the change; a crash after the answer loses nothing; a change that does not
+//! compile or that the store refuses is undone in memory and never installed.
 //!
 //! One file per resource, as the API is laid out:
 //! - [`collections`], [`clients`], [`profiles`]: the handlers and the JSON views of each resource.
@@ -34,6 +35,7 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 
+use crate::core::catalog::{Catalog, ChangeSet};
 use crate::core::model::State;
 use crate::core::registry::{BuildError, Registry, Snapshot};
 use crate::core::token;
@@ -60,8 +62,8 @@ pub struct Admin {
     admin_key: AdminKey,
     /// Where changes are saved before they are answered.
     store: Arc<dyn Store>,
-    /// The authoritative state; the lock serializes changes.
-    state: Arc<Mutex<State>>,
+    /// The authoritative objects; the lock serializes changes.
+    catalog: Arc<Mutex<Catalog>>,
     /// The live snapshot shared with the data plane.
     registry: Arc<Registry>,
     /// Renders `GET /metrics`.
@@ -133,17 +135,14 @@ impl Admin {
         portal_base_url: impl Into<String>,
         metrics: MetricsRenderer,
     ) -> Result<Admin, OpenError> {
-        let state = store.load().map_err(OpenError::Store)?.unwrap_or(State {
-            format: State::FORMAT,
-            ..State::default()
-        });
-        let snapshot = Snapshot::build(&state, None).map_err(OpenError::InvalidState)?;
+        let state = store.load().map_err(OpenError::Store)?;
+        let snapshot = Snapshot::build(&state).map_err(OpenError::InvalidState)?;
         let registry = Arc::new(Registry::new(snapshot));
         let portal_base_url = portal_base_url.into().trim_end_matches('/').to_owned();
         Ok(Admin {
             admin_key,
             store,
-            state: Arc::new(Mutex::new(state)),
+            catalog: Arc::new(Mutex::new(Catalog::from_state(&state))),
             registry,
             metrics,
             portal_base_url,
@@ -155,46 +154,56 @@ impl Admin {
         Arc::clone(&self.registry)
     }
 
-    /// A copy of the current authoritative state.
+    /// Every object as one state document (a copy: for tests and small tools, not for 100 000
+    /// profiles on a hot path).
     pub async fn state(&self) -> State {
-        self.state.lock().await.clone()
+        self.catalog.lock().await.to_state()
     }
 
-    /// Applies `change` to a copy of the state and commits it the one way every change is
-    /// committed: validate and compile, save durably, install the snapshot, replace the state,
-    /// bump `revision`. If any step fails nothing changes, in memory or on disk.
-    ///
-    /// The commit runs on a blocking thread that finishes even if the caller is dropped (a
-    /// client hanging up mid-request), so memory and disk never disagree.
+    /// Commits a change the one way every change is committed. `change` reads the current
+    /// catalog and fills a [`ChangeSet`] with the rows to write (or fails with the answer to
+    /// give); then, on a blocking thread that finishes even if the caller hangs up: apply the rows
+    /// to the catalog, compile what they touch, commit them to the store, install the snapshot.
+    /// If compiling or the store fails, the catalog is restored and nothing is installed.
     pub async fn update<T>(
         &self,
-        change: impl FnOnce(&mut State) -> Result<T, ApiError>,
+        change: impl FnOnce(&Catalog, &mut ChangeSet) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut guard = Arc::clone(&self.state).lock_owned().await;
-        let mut next = guard.clone();
-        let out = change(&mut next)?;
-        next.format = State::FORMAT;
-        next.revision = guard.revision.wrapping_add(1);
+        let mut guard = Arc::clone(&self.catalog).lock_owned().await;
+        let mut rows = ChangeSet::default();
+        let out = change(&guard, &mut rows)?;
+        if rows.is_empty() {
+            return Ok(out);
+        }
         let store = Arc::clone(&self.store);
         let registry = Arc::clone(&self.registry);
-        // Compiling parses every key (RSA included): off the async workers, like the fsync.
         let commit = tokio::task::spawn_blocking(move || {
-            let current = registry.snapshot();
-            let snapshot = Snapshot::build(&next, Some(&current)).map_err(Commit::Invalid)?;
-            drop(current);
-            store.save(&next).map_err(Commit::Store)?;
-            registry.install(snapshot);
-            *guard = next;
-            Ok(())
+            let applied = guard.apply(rows.clone());
+            let snapshot = match registry.snapshot().apply(&applied, &guard) {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    guard.undo(applied);
+                    return Err(Commit::Invalid(e));
+                }
+            };
+            match store.commit(&rows) {
+                Ok(revision) => {
+                    guard.revision = revision;
+                    registry.install(snapshot);
+                    Ok(())
+                }
+                Err(e) => {
+                    guard.undo(applied);
+                    Err(Commit::Store(e))
+                }
+            }
         });
         match commit.await {
             Ok(Ok(())) => Ok(out),
             Ok(Err(Commit::Invalid(e))) => Err(ApiError::from_build(e)),
             Ok(Err(Commit::Store(e))) => {
                 tracing::error!(error = %e, "admin change not applied: the store could not save it");
-                Err(ApiError::internal(
-                    "the change could not be saved, so it was not applied",
-                ))
+                Err(ApiError::store_unavailable())
             }
             Err(e) => {
                 tracing::error!(error = %e, "admin change not applied: the commit task failed");
@@ -221,19 +230,6 @@ impl Admin {
             Err(e) => e.into_response(),
         }
     }
-}
-
-/// Index of the item whose id is `id`, or 404 naming `what`.
-pub(super) fn index_by_id<T>(
-    items: &[T],
-    id: &str,
-    item_id: impl Fn(&T) -> &str,
-    what: &str,
-) -> Result<usize, ApiError> {
-    items
-        .iter()
-        .position(|item| item_id(item) == id)
-        .ok_or_else(|| ApiError::not_found(&format!("no such {what}")))
 }
 
 /// Serves the admin API on `listener` until `shutdown` turns `true` (or its sender is dropped):

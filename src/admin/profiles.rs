@@ -1,4 +1,4 @@
-//! `/v1/profiles` and `/v1/clients/{id}/profiles`: list, read, create, change, delete and refresh
+//! `/v1/profiles` and `/v1/clients/{id}/profiles`: list (paged), read, create, change, delete and refresh
 //! access profiles; the masked views (no token, digest, secret or key leaves here but the auth
 //! token in the create and refresh answers).
 
@@ -6,8 +6,10 @@ use serde_json::{json, Value};
 
 use super::clients::find_client;
 use super::error::{created, no_content, ok, ApiError, Handled};
-use super::{index_by_id, input, new_id, now_ms, Admin, MAX_PROFILES_PER_CLIENT};
-use crate::core::model::{AuthConfig, Profile, State};
+use super::router::PageQuery;
+use super::{input, new_id, now_ms, Admin, MAX_PROFILES_PER_CLIENT};
+use crate::core::catalog::{Catalog, Kind, Row};
+use crate::core::model::{AuthConfig, Profile};
 use crate::core::token;
 
 /// The members a profile body may have, on create and on `PATCH`.
@@ -25,24 +27,20 @@ impl Admin {
         &self,
         client_id: Option<&str>,
         client_must_exist: bool,
+        query: PageQuery,
     ) -> Handled {
-        let state = self.state.lock().await;
+        let catalog = self.catalog.lock().await;
         if let (true, Some(id)) = (client_must_exist, client_id) {
-            find_client(&state, id)?;
+            find_client(&catalog, id)?;
         }
-        let profiles: Vec<Value> = state
-            .profiles
-            .iter()
-            .filter(|p| client_id.is_none_or(|id| p.client_id == id))
-            .map(profile_view)
-            .collect();
-        ok(json!({ "profiles": profiles }))
+        let page = catalog.profiles_page(client_id, query.after.as_deref(), query.limit);
+        let items: Vec<Value> = page.items.iter().map(|p| profile_view(p)).collect();
+        ok(json!({ "items": items, "next": page.next }))
     }
 
     pub(super) async fn get_profile(&self, id: &str) -> Handled {
-        let state = self.state.lock().await;
-        let profile = find_profile(&state, id)?;
-        ok(profile_view(profile))
+        let catalog = self.catalog.lock().await;
+        ok(profile_view(find_profile(&catalog, id)?))
     }
 
     pub(super) async fn create_profile(&self, client_id: &str, body: Value) -> Handled {
@@ -64,20 +62,13 @@ impl Admin {
         let collections_value = obj.raw("collections").cloned();
         let client_id = client_id.to_owned();
         let (profile, raw_token) = self
-            .update(move |state| {
-                find_client(state, &client_id)?;
+            .update(move |catalog, rows| {
+                find_client(catalog, &client_id)?;
                 let collections = match &collections_value {
                     Some(Value::Null) | None => Vec::new(),
-                    Some(v) => input::collection_ids(v, |id| {
-                        state.collections.iter().any(|c| c.id == id)
-                    })?,
+                    Some(v) => input::collection_ids(v, |id| catalog.collection(id).is_some())?,
                 };
-                let count = state
-                    .profiles
-                    .iter()
-                    .filter(|p| p.client_id == client_id)
-                    .count();
-                if count >= MAX_PROFILES_PER_CLIENT {
+                if catalog.profiles_of_client(&client_id).count() >= MAX_PROFILES_PER_CLIENT {
                     return Err(ApiError::conflict(&format!(
                         "client {client_id} already has {MAX_PROFILES_PER_CLIENT} profiles, the most one client may have"
                     )));
@@ -98,7 +89,7 @@ impl Admin {
                     previous_token: None,
                     generation: 1,
                 };
-                state.profiles.push(profile.clone());
+                rows.put(Row::Profile(profile.clone()));
                 Ok((profile, new.raw))
             })
             .await?;
@@ -112,22 +103,17 @@ impl Admin {
         input::Obj::new(&body, "", &PROFILE_FIELDS)?;
         let id = id.to_owned();
         let profile = self
-            .update(move |state| {
+            .update(move |catalog, rows| {
                 let obj = input::Obj::new(&body, "", &PROFILE_FIELDS)?;
-                let index = profile_index(state, &id)?;
-                let collections = match obj.raw("collections") {
-                    Some(Value::Null) => Some(Vec::new()),
-                    Some(v) => Some(input::collection_ids(v, |cid| {
-                        state.collections.iter().any(|c| c.id == cid)
-                    })?),
-                    None => None,
-                };
-                let profile = &mut state.profiles[index];
+                let mut profile = find_profile(catalog, &id)?.clone();
+                if let Some(v) = obj.raw("collections") {
+                    profile.collections = match v {
+                        Value::Null => Vec::new(),
+                        v => input::collection_ids(v, |cid| catalog.collection(cid).is_some())?,
+                    };
+                }
                 if let Some(text) = obj.opt_str("name")? {
                     profile.name = input::name("name", text)?;
-                }
-                if let Some(collections) = collections {
-                    profile.collections = collections;
                 }
                 if let Some(value) = obj.raw("auth") {
                     profile.auth = input::auth(value, Some(&profile.auth))?;
@@ -142,7 +128,8 @@ impl Admin {
                     profile.ip_allow = input::ip_allow(value)?;
                 }
                 profile.generation += 1;
-                Ok(profile.clone())
+                rows.put(Row::Profile(profile.clone()));
+                Ok(profile)
             })
             .await?;
         tracing::info!(profile_id = %profile.id, "profile changed");
@@ -151,9 +138,9 @@ impl Admin {
 
     pub(super) async fn delete_profile(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |state| {
-            let index = profile_index(state, &id)?;
-            state.profiles.remove(index);
+        self.update(move |catalog, rows| {
+            find_profile(catalog, &id)?;
+            rows.delete(Kind::Profile, &id);
             tracing::info!(profile_id = %id, "profile deleted");
             Ok(())
         })
@@ -165,19 +152,19 @@ impl Admin {
         let grace_s = input::grace_s(body.as_ref())?;
         let id = id.to_owned();
         let (profile, raw_token) = self
-            .update(move |state| {
-                let index = profile_index(state, &id)?;
+            .update(move |catalog, rows| {
+                let mut profile = find_profile(catalog, &id)?.clone();
                 let new = token::generate().map_err(|_| {
                     ApiError::internal("the operating system's random generator failed")
                 })?;
-                let profile = &mut state.profiles[index];
                 let old = std::mem::replace(&mut profile.token, new.stored);
                 profile.previous_token = (grace_s > 0).then(|| crate::core::model::GraceToken {
                     sha256: old.sha256,
                     valid_until_ms: now_ms().saturating_add(grace_s * 1000),
                 });
                 profile.generation += 1;
-                Ok((profile.clone(), new.raw))
+                rows.put(Row::Profile(profile.clone()));
+                Ok((profile, new.raw))
             })
             .await?;
         tracing::info!(profile_id = %profile.id, grace_s, "profile token refreshed");
@@ -245,10 +232,8 @@ pub(super) fn with_token(mut view: Value, raw_token: String) -> Value {
     view
 }
 
-pub(super) fn profile_index(state: &State, id: &str) -> Result<usize, ApiError> {
-    index_by_id(&state.profiles, id, |p| &p.id, "profile")
-}
-
-pub(super) fn find_profile<'s>(state: &'s State, id: &str) -> Result<&'s Profile, ApiError> {
-    profile_index(state, id).map(|i| &state.profiles[i])
+pub(super) fn find_profile<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Profile, ApiError> {
+    catalog
+        .profile(id)
+        .ok_or_else(|| ApiError::not_found("no such profile"))
 }

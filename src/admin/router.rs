@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{ok, ApiError, Handled};
 use super::{Admin, BODY_READ_TIMEOUT, MAX_BODY_BYTES};
+use crate::core::catalog::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 
 impl Admin {
     pub(super) async fn route<B>(&self, req: Request<B>) -> Handled
@@ -40,7 +41,10 @@ impl Admin {
                 _ => Err(ApiError::method_not_allowed("GET")),
             },
             ["v1", "collections"] => match *method {
-                Method::GET => self.list_collections().await,
+                Method::GET => {
+                    self.list_collections(PageQuery::parse(parts.uri.query())?)
+                        .await
+                }
                 Method::POST => {
                     let body = read_json(body, &parts.headers).await?;
                     self.create_collection(body).await
@@ -57,7 +61,10 @@ impl Admin {
                 _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
             },
             ["v1", "clients"] => match *method {
-                Method::GET => self.list_clients().await,
+                Method::GET => {
+                    self.list_clients(PageQuery::parse(parts.uri.query())?)
+                        .await
+                }
                 Method::POST => {
                     let body = read_json(body, &parts.headers).await?;
                     self.create_client(body).await
@@ -74,7 +81,10 @@ impl Admin {
                 _ => Err(ApiError::method_not_allowed("GET, PATCH, DELETE")),
             },
             ["v1", "clients", id, "profiles"] => match *method {
-                Method::GET => self.list_profiles(Some(id), true).await,
+                Method::GET => {
+                    let query = PageQuery::parse(parts.uri.query())?;
+                    self.list_profiles(Some(id), true, query).await
+                }
                 Method::POST => {
                     let body = read_json(body, &parts.headers).await?;
                     self.create_profile(id, body).await
@@ -84,7 +94,8 @@ impl Admin {
             ["v1", "profiles"] => match *method {
                 Method::GET => {
                     let client_id = query_param(parts.uri.query(), "client_id");
-                    self.list_profiles(client_id.as_deref(), false).await
+                    let query = PageQuery::parse(parts.uri.query())?;
+                    self.list_profiles(client_id.as_deref(), false, query).await
                 }
                 _ => Err(ApiError::method_not_allowed("GET")),
             },
@@ -142,6 +153,35 @@ impl Admin {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         );
         response
+    }
+}
+
+/// The paging parameters of a list call: `?limit=N&after=<id>` (SPEC §4; the shape of Kong's
+/// `size`/`offset`, with the last id as the cursor).
+pub(super) struct PageQuery {
+    /// Items per page, 1 to [`MAX_PAGE_LIMIT`], default [`DEFAULT_PAGE_LIMIT`].
+    pub limit: usize,
+    /// The page starts after this id (the `next` of the previous page).
+    pub after: Option<String>,
+}
+
+impl PageQuery {
+    /// Reads `limit` and `after`; 400 naming `limit` when it is not an integer from 1 to 1000.
+    pub fn parse(query: Option<&str>) -> Result<PageQuery, ApiError> {
+        let limit = match query_param(query, "limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        &format!("must be an integer from 1 to {MAX_PAGE_LIMIT}"),
+                    ))
+                }
+            },
+        };
+        let after = query_param(query, "after").filter(|a| !a.is_empty());
+        Ok(PageQuery { limit, after })
     }
 }
 

@@ -67,6 +67,8 @@ pub(super) struct Call {
     token_only: bool,
     /// For a DELETE: what was deleted, for the note on stderr.
     deleted: Option<(&'static str, String)>,
+    /// A list call: follow `next` until the last page and print every item.
+    paged: bool,
 }
 
 /// What a successful command prints.
@@ -89,7 +91,14 @@ impl Call {
             body: None,
             token_only: false,
             deleted: None,
+            paged: false,
         }
+    }
+
+    /// Marks a list call: [`Call::send`] asks for pages of 1000 and follows `next`.
+    pub(super) fn paged(mut self) -> Call {
+        self.paged = true;
+        self
     }
 
     pub(super) fn body(mut self, body: Value) -> Call {
@@ -112,6 +121,9 @@ impl Call {
         let base = BaseUrl::parse(&opts.admin_url).map_err(Failure::usage)?;
         let (key, origin) = load_admin_key(&opts.data_dir).map_err(Failure::failed)?;
         let client = AdminClient::new(base, key, origin).map_err(Failure::failed)?;
+        if self.paged {
+            return list_all(&client, &self.path).map(Outcome::Json);
+        }
         let answer = client
             .call(self.method, &self.path, self.body.as_ref())
             .map_err(|e| Failure::failed(e.to_string()))?;
@@ -142,6 +154,39 @@ impl Call {
         }
         Ok(Outcome::Json(value))
     }
+}
+
+/// Every item of a list call: pages of 1000, following `next` until it is `null`. Prints as one
+/// page would: `{"items":[…],"next":null}`.
+fn list_all(client: &AdminClient, path: &str) -> Result<Value, Failure> {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page_path = match &after {
+            Some(id) => format!("{path}{separator}limit=1000&after={}", encode_component(id)),
+            None => format!("{path}{separator}limit=1000"),
+        };
+        let answer = client
+            .call(Method::GET, &page_path, None)
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        if !answer.status.is_success() {
+            return Err(Failure::failed(error_line(client, &answer)));
+        }
+        let page: Value = serde_json::from_slice(&answer.body)
+            .map_err(|_| Failure::failed("the answer to a list call is not JSON".to_owned()))?;
+        let Some(page_items) = page.get("items").and_then(Value::as_array) else {
+            return Err(Failure::failed(
+                "the answer to a list call has no items".to_owned(),
+            ));
+        };
+        items.extend(page_items.iter().cloned());
+        match page.get("next").and_then(Value::as_str) {
+            Some(next) if after.as_deref() != Some(next) => after = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(serde_json::json!({ "items": items, "next": null }))
 }
 
 /// `<status> <code>: <message>` from an error answer, with a hint for 401.

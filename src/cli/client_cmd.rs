@@ -58,7 +58,7 @@ pub fn run_client(args: ClientArgs) -> i32 {
         ClientCommand::Create { name } => {
             Call::new(Method::POST, "/v1/clients".into()).body(json!({ "name": name }))
         }
-        ClientCommand::List => Call::new(Method::GET, "/v1/clients".into()),
+        ClientCommand::List => Call::new(Method::GET, "/v1/clients".into()).paged(),
         ClientCommand::Get { id } => Call::new(Method::GET, item("clients", &id)),
         ClientCommand::Disable { id } => {
             Call::new(Method::PATCH, item("clients", &id)).body(json!({"active": false}))

@@ -135,7 +135,7 @@ fn collection(args: CollectionArgs) -> Result<Outcome, Failure> {
             };
             Call::new(Method::POST, "/v1/collections".into()).body(body)
         }
-        CollectionCommand::List => Call::new(Method::GET, "/v1/collections".into()),
+        CollectionCommand::List => Call::new(Method::GET, "/v1/collections".into()).paged(),
         CollectionCommand::Get { id } => Call::new(Method::GET, item("collections", &id)),
         CollectionCommand::Put { id, file } => {
             Call::new(Method::PUT, item("collections", &id)).body(read_json_file(&file)?)

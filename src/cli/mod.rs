@@ -1,6 +1,6 @@
 //! The command line: `serve`, the admin API from the shell, `jwt sign`, `bench`.
 
-mod admin_client;
+pub(crate) mod admin_client;
 mod admin_cmds;
 mod client_cmd;
 mod collection_cmd;

@@ -252,7 +252,7 @@ fn profile(args: ProfileArgs) -> Result<Outcome, Failure> {
                 Some(id) => format!("/v1/profiles?client_id={}", encode_component(&id)),
                 None => "/v1/profiles".to_owned(),
             };
-            Call::new(Method::GET, path)
+            Call::new(Method::GET, path).paged()
         }
         ProfileCommand::Get { id } => Call::new(Method::GET, item("profiles", &id)),
         ProfileCommand::Refresh {

@@ -100,6 +100,9 @@ impl ServeArgs {
             admin_key: std::env::var("TOKENGATE_ADMIN_KEY")
                 .ok()
                 .filter(|k| !k.is_empty()),
+            secrets_key: std::env::var(crate::store::secrets::SECRETS_KEY_ENV)
+                .ok()
+                .filter(|k| !k.is_empty()),
             layout: match (self.layout, self.threads) {
                 (Layout::PerCore(_), Some(threads)) => Layout::PerCore(threads.max(1)),
                 (layout, _) => layout,

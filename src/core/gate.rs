@@ -258,7 +258,7 @@ fn authenticate_auth_token<'s>(
         .profile_by_token(&token_digest(token))
         .ok_or(Reject::InvalidToken)?;
     let profile = &*entry.profile;
-    if !entry.is_live(now_ms) || !profile.active || !matches!(profile.auth, CompiledAuth::Token) {
+    if !entry.is_live(now_ms) || !profile.active || !matches!(*profile.auth, CompiledAuth::Token) {
         return Err(Reject::InvalidToken);
     }
     Ok(Identity {
@@ -285,7 +285,7 @@ fn revalidate<'s>(
     }
     if !entry.is_live(now_ms)
         || !profile.active
-        || !matches!(profile.auth, CompiledAuth::Jwt { .. })
+        || !matches!(*profile.auth, CompiledAuth::Jwt { .. })
     {
         return Err(Reject::InvalidToken);
     }
@@ -316,7 +316,7 @@ fn verify_jwt<'s>(
         return Err(Reject::InvalidToken);
     }
     *cache_use = CacheUse::Miss;
-    let CompiledAuth::Jwt { alg, key, rules } = &profile.auth else {
+    let CompiledAuth::Jwt { alg, key, rules } = &*profile.auth else {
         return Err(Reject::InvalidToken);
     };
     if *alg != parsed.alg {

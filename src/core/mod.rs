@@ -6,7 +6,9 @@
 //! - [`rules`]: what a collection path, endpoint method and path, upstream URL and fixed
 //!   response may be; one source of truth for the admin API and the route compiler.
 //! - [`route`]: compiled collections and endpoint matching (`/orders/:id`).
-//! - [`registry`]: the compiled snapshot the data plane reads (keys parsed once), swapped whole.
+//! - [`catalog`]: the authoritative objects by id, the row changes applied to them, pages.
+//! - [`registry`]: the compiled snapshot the data plane reads (keys parsed once), swapped whole;
+//!   each change compiles only the objects it touched ([`compile`], [`sharded`]).
 //! - [`credential`]: zero-copy extraction of the credential from the request headers.
 //! - [`jwt`]: compact JWS parsing and claim checks (RFC 7515, 7519, 8725).
 //! - [`keys`]: HMAC and RSA public keys, parsed once, and their verify operations.
@@ -19,7 +21,9 @@
 //! - [`reject`]: every reason to refuse a request, one per error code.
 
 pub mod cache;
+pub mod catalog;
 pub mod cidr;
+pub mod compile;
 pub mod credential;
 pub mod gate;
 pub mod hygiene;
@@ -31,4 +35,5 @@ pub mod registry;
 pub mod reject;
 pub mod route;
 pub mod rules;
+pub mod sharded;
 pub mod token;

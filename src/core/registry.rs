@@ -3,20 +3,25 @@
 //! [`Snapshot::build`] parses every key and route once; the hot path only reads. Profiles are
 //! indexed by the SHA-256 digest of their auth token (and of a previous token in its grace period).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::core::catalog::{Applied, Catalog, Kind, Row};
 use crate::core::cidr::Cidr;
-use crate::core::jwt::{ClaimRules, ClaimSet};
+use crate::core::compile::{compile_profile, validate_collection_path};
+use crate::core::jwt::ClaimRules;
 use crate::core::keys::{HmacKey, RsaPublicKey};
-use crate::core::model::{AuthConfig, JwtAlg, JwtConfig, Profile, State};
+use crate::core::model::{JwtAlg, State};
 use crate::core::ratelimit::RateLimiter;
 use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint};
-use crate::core::rules;
-use crate::core::token::{parse_digest_hex, TokenDigest};
+use crate::core::sharded::{ShardKey, ShardedMap};
+use crate::core::token::TokenDigest;
+
+pub use crate::core::compile::compile_auth;
 
 /// Default clock skew allowed on `exp`/`nbf`.
 pub const DEFAULT_LEEWAY_S: u64 = 60;
@@ -40,7 +45,7 @@ impl std::fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-fn build_error(field: impl Into<String>, message: impl Into<String>) -> BuildError {
+pub(crate) fn build_error(field: impl Into<String>, message: impl Into<String>) -> BuildError {
     BuildError {
         field: field.into(),
         message: message.into(),
@@ -50,6 +55,13 @@ fn build_error(field: impl Into<String>, message: impl Into<String>) -> BuildErr
 /// A token digest as a hash-map key: already uniformly random, so its first bytes are the hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestKey(pub TokenDigest);
+
+impl ShardKey for DigestKey {
+    fn shard(&self) -> usize {
+        // Bytes the map's hash (the first eight) does not use.
+        usize::from(self.0[8])
+    }
+}
 
 impl Hash for DigestKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -121,8 +133,10 @@ pub struct CompiledProfile {
     pub generation: u64,
     /// Profile active and client active.
     pub active: bool,
-    /// Authentication method and key.
-    pub auth: CompiledAuth,
+    /// Authentication method and key; shared with the previous snapshot while unchanged.
+    pub auth: Arc<CompiledAuth>,
+    /// Digests of the tokens that name this profile: the current one, then one in its grace period.
+    pub token_digests: Box<[TokenDigest]>,
     /// Indexes of the granted collections, sorted.
     pub collections: Box<[u32]>,
     /// Allowed peer blocks; empty allows every peer.
@@ -139,7 +153,7 @@ impl CompiledProfile {
 
     /// Leeway of a JWT profile (0 for token profiles).
     pub fn leeway_s(&self) -> i64 {
-        match &self.auth {
+        match &*self.auth {
             CompiledAuth::Jwt { rules, .. } => rules.leeway_s,
             CompiledAuth::Token => 0,
         }
@@ -162,54 +176,33 @@ impl TokenEntry {
     }
 }
 
-/// A compiled, immutable view of the state for the hot path.
-#[derive(Default)]
+/// A compiled, immutable view of the state for the hot path. Cloning it is cheap (collections
+/// are few; the profile maps are sharded), which is what lets [`Snapshot::apply`] build the next
+/// snapshot from this one with only the changed objects compiled.
+#[derive(Clone, Default)]
 pub struct Snapshot {
     /// Collections by their URL segment.
-    collections: HashMap<Box<str>, CompiledCollection>,
+    collections: HashMap<Box<str>, Arc<CompiledCollection>>,
+    /// The stable index of each collection id: profiles grant collections by index, and an index
+    /// is never given to another collection.
+    slots: HashMap<Box<str>, u32>,
+    /// The next index to hand out.
+    next_slot: u32,
     /// Profiles by token digest (current and in-grace tokens).
-    by_token: HashMap<DigestKey, TokenEntry, BuildDigestHasher>,
+    by_token: ShardedMap<DigestKey, TokenEntry, BuildDigestHasher>,
     /// Profiles by id.
-    profiles: HashMap<Box<str>, Arc<CompiledProfile>>,
+    profiles: ShardedMap<Box<str>, Arc<CompiledProfile>, RandomState>,
 }
 
 impl Snapshot {
-    /// Compiles `state` (parsing every key once); `previous` lets per-profile rate limiters survive.
-    pub fn build(state: &State, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
-        let mut collections = HashMap::with_capacity(state.collections.len());
-        let mut index_of = HashMap::with_capacity(state.collections.len());
-        for (i, collection) in state.collections.iter().enumerate() {
-            let index =
-                u32::try_from(i).map_err(|_| build_error("collections", "too many collections"))?;
-            validate_collection_path(&collection.path)?;
-            let compiled = CompiledCollection::build(index, &collection.id, &collection.endpoints)
-                .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?;
-            if collections
-                .insert(Box::<str>::from(collection.path.as_str()), compiled)
-                .is_some()
-            {
-                return Err(build_error(
-                    "path",
-                    format!("collection path {:?} is used twice", collection.path),
-                ));
-            }
-            index_of.insert(collection.id.as_str(), index);
-        }
-
-        let clients: HashMap<&str, &crate::core::model::Client> =
-            state.clients.iter().map(|c| (c.id.as_str(), c)).collect();
-        let mut by_token =
-            HashMap::with_capacity_and_hasher(state.profiles.len(), BuildDigestHasher::default());
-        let mut profiles = HashMap::with_capacity(state.profiles.len());
+    /// Compiles a whole state document (parsing every key once) after checking what a change
+    /// through the admin API cannot break: every profile names an existing client, no client has
+    /// more than [`MAX_PROFILES_PER_CLIENT`] profiles, no two profiles share a token.
+    pub fn build(state: &State) -> Result<Snapshot, BuildError> {
+        let catalog = Catalog::from_state(state);
         let mut per_client: HashMap<&str, usize> = HashMap::new();
         for profile in &state.profiles {
-            let client = clients.get(profile.client_id.as_str()).ok_or_else(|| {
-                build_error(
-                    "client_id",
-                    format!("profile {} names no existing client", profile.id),
-                )
-            })?;
-            let count = per_client.entry(client.id.as_str()).or_default();
+            let count = per_client.entry(profile.client_id.as_str()).or_default();
             *count += 1;
             if *count > MAX_PROFILES_PER_CLIENT {
                 return Err(build_error(
@@ -217,48 +210,167 @@ impl Snapshot {
                     format!("a client has at most {MAX_PROFILES_PER_CLIENT} profiles"),
                 ));
             }
-            let previous_limiter = previous
-                .and_then(|p| p.profiles.get(profile.id.as_str()))
-                .and_then(|p| p.rate_limiter.clone());
-            let compiled = Arc::new(compile_profile(
-                profile,
-                client,
-                &index_of,
-                previous_limiter,
-            )?);
-            let current = parse_digest_hex(&profile.token.sha256).ok_or_else(|| {
-                build_error(
-                    "token",
-                    format!("profile {} has a malformed token digest", profile.id),
-                )
-            })?;
-            if by_token
-                .insert(
-                    DigestKey(current),
-                    TokenEntry {
-                        profile: compiled.clone(),
-                        valid_until_ms: None,
-                    },
-                )
-                .is_some()
-            {
-                return Err(build_error("token", "two profiles share one auth token"));
-            }
-            if let Some(grace) = &profile.previous_token {
-                if let Some(digest) = parse_digest_hex(&grace.sha256) {
-                    by_token.entry(DigestKey(digest)).or_insert(TokenEntry {
-                        profile: compiled.clone(),
-                        valid_until_ms: Some(grace.valid_until_ms),
-                    });
+        }
+        let (collections, clients, profiles) = catalog.counts();
+        if (collections, clients, profiles)
+            != (
+                state.collections.len(),
+                state.clients.len(),
+                state.profiles.len(),
+            )
+        {
+            return Err(build_error("id", "two objects of one kind share an id"));
+        }
+        let applied: Vec<Applied> = (catalog.collections().cloned().map(Row::Collection))
+            .chain(catalog.profiles().cloned().map(Row::Profile))
+            .map(|row| Applied {
+                kind: row.kind(),
+                id: row.id().to_owned(),
+                before: None,
+                after: Some(row),
+            })
+            .collect();
+        Snapshot::default().apply(&applied, &catalog)
+    }
+
+    /// The next snapshot: this one with the changes in `applied` (as [`Catalog::apply`] returned
+    /// them), where `catalog` is the catalog after those changes. Only changed collections and
+    /// the profiles that changed or whose client changed are compiled; a profile whose `auth` did
+    /// not change keeps its parsed key, and every profile keeps its rate limiter.
+    ///
+    /// Errors name the offending field (an unparsable key, an unknown collection id, a collection
+    /// path used twice, a profile without its client); `self` is unchanged.
+    pub fn apply(&self, applied: &[Applied], catalog: &Catalog) -> Result<Snapshot, BuildError> {
+        let mut next = self.clone();
+        // Profile id → whether its compiled `auth` may be kept.
+        let mut recompile: BTreeMap<&str, bool> = BTreeMap::new();
+        for change in applied {
+            match change.kind {
+                Kind::Collection => next.apply_collection(change)?,
+                Kind::Client => {
+                    for profile in catalog.profiles_of_client(&change.id) {
+                        recompile.entry(profile.id.as_str()).or_insert(true);
+                    }
+                }
+                Kind::Profile => {
+                    let same_auth = matches!(
+                        (&change.before, &change.after),
+                        (Some(Row::Profile(b)), Some(Row::Profile(a))) if b.auth == a.auth
+                    );
+                    let keep = recompile.entry(change.id.as_str()).or_insert(same_auth);
+                    *keep &= same_auth;
                 }
             }
-            profiles.insert(Box::<str>::from(profile.id.as_str()), compiled);
         }
-        Ok(Snapshot {
-            collections,
-            by_token,
-            profiles,
-        })
+        for (id, keep_auth) in recompile {
+            next.recompile_profile(id, keep_auth, catalog)?;
+        }
+        Ok(next)
+    }
+
+    fn apply_collection(&mut self, change: &Applied) -> Result<(), BuildError> {
+        if let Some(Row::Collection(old)) = &change.before {
+            if self
+                .collections
+                .get(old.path.as_str())
+                .is_some_and(|c| *c.id == *old.id)
+            {
+                self.collections.remove(old.path.as_str());
+            }
+        }
+        let Some(Row::Collection(collection)) = &change.after else {
+            self.slots.remove(change.id.as_str());
+            return Ok(());
+        };
+        validate_collection_path(&collection.path)?;
+        let index = match self.slots.get(collection.id.as_str()) {
+            Some(index) => *index,
+            None => {
+                let index = self.next_slot;
+                self.next_slot = index
+                    .checked_add(1)
+                    .ok_or_else(|| build_error("collections", "too many collections"))?;
+                self.slots.insert(collection.id.as_str().into(), index);
+                index
+            }
+        };
+        let compiled = CompiledCollection::build(index, &collection.id, &collection.endpoints)
+            .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?;
+        if self
+            .collections
+            .get(collection.path.as_str())
+            .is_some_and(|other| *other.id != *collection.id)
+        {
+            return Err(build_error(
+                "path",
+                format!("collection path {:?} is used twice", collection.path),
+            ));
+        }
+        self.collections
+            .insert(collection.path.as_str().into(), Arc::new(compiled));
+        Ok(())
+    }
+
+    fn recompile_profile(
+        &mut self,
+        id: &str,
+        keep_auth: bool,
+        catalog: &Catalog,
+    ) -> Result<(), BuildError> {
+        let key: Box<str> = id.into();
+        let old = self.profiles.remove(&key);
+        if let Some(old) = &old {
+            for digest in old.token_digests.iter() {
+                let digest = DigestKey(*digest);
+                if self
+                    .by_token
+                    .get(&digest)
+                    .is_some_and(|e| Arc::ptr_eq(&e.profile, old))
+                {
+                    self.by_token.remove(&digest);
+                }
+            }
+        }
+        let Some(profile) = catalog.profile(id) else {
+            return Ok(());
+        };
+        let client = catalog.client(&profile.client_id).ok_or_else(|| {
+            build_error(
+                "client_id",
+                format!("profile {} names no existing client", profile.id),
+            )
+        })?;
+        let auth = match &old {
+            Some(old) if keep_auth => old.auth.clone(),
+            _ => Arc::new(compile_auth(&profile.auth)?),
+        };
+        let limiter = old.as_ref().and_then(|o| o.rate_limiter.clone());
+        let compiled = Arc::new(compile_profile(
+            profile,
+            client,
+            &self.slots,
+            auth,
+            limiter,
+        )?);
+        for (i, digest) in compiled.token_digests.iter().enumerate() {
+            let entry = TokenEntry {
+                profile: compiled.clone(),
+                // The second digest is the previous token, live until its deadline.
+                valid_until_ms: (i > 0)
+                    .then(|| profile.previous_token.as_ref().map(|g| g.valid_until_ms))
+                    .flatten(),
+            };
+            let digest = DigestKey(*digest);
+            match self.by_token.get(&digest) {
+                None => {
+                    self.by_token.insert(digest, entry);
+                }
+                Some(_) if i > 0 => {}
+                Some(_) => return Err(build_error("token", "two profiles share one auth token")),
+            }
+        }
+        self.profiles.insert(key, compiled);
+        Ok(())
     }
 
     /// The profile an auth token digest names.
@@ -270,7 +382,7 @@ impl Snapshot {
     /// The collection a request path starts with, and the rest of the path.
     pub fn collection_for<'p>(&self, path: &'p str) -> Option<(&CompiledCollection, &'p str)> {
         let (segment, rest) = split_collection(path)?;
-        self.collections.get(segment).map(|c| (c, rest))
+        self.collections.get(segment).map(|c| (&**c, rest))
     }
 
     /// Finds the endpoint for a request: the collection, then the endpoint inside it.
@@ -282,148 +394,6 @@ impl Snapshot {
         let (collection, rest) = self.collection_for(path)?;
         Some((collection, collection.find(method, rest), rest))
     }
-}
-
-fn validate_collection_path(path: &str) -> Result<(), BuildError> {
-    rules::collection_path(path).map_err(|e| build_error("path", format!("{path:?} {e}")))
-}
-
-fn compile_profile(
-    profile: &Profile,
-    client: &crate::core::model::Client,
-    index_of: &HashMap<&str, u32>,
-    previous_limiter: Option<Arc<RateLimiter>>,
-) -> Result<CompiledProfile, BuildError> {
-    let mut collections = Vec::with_capacity(profile.collections.len());
-    for (i, id) in profile.collections.iter().enumerate() {
-        let index = index_of.get(id.as_str()).ok_or_else(|| {
-            build_error(
-                format!("collections[{i}]"),
-                format!("no collection has id {id:?}"),
-            )
-        })?;
-        collections.push(*index);
-    }
-    collections.sort_unstable();
-    collections.dedup();
-
-    let ip_allow = profile
-        .ip_allow
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            Cidr::parse(text).map_err(|e| build_error(format!("ip_allow[{i}]"), e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let rate_limiter = match profile.policy.as_ref().and_then(|p| p.rate_limit) {
-        None => None,
-        Some(limit) => {
-            if limit.requests == 0 || limit.per_s == 0 {
-                return Err(build_error(
-                    "policy.rate_limit",
-                    "requests and per_s must be at least 1",
-                ));
-            }
-            match previous_limiter {
-                Some(kept) if kept.has_config(limit.requests, limit.per_s) => Some(kept),
-                _ => Some(Arc::new(RateLimiter::new(limit.requests, limit.per_s))),
-            }
-        }
-    };
-
-    Ok(CompiledProfile {
-        id: profile.id.as_str().into(),
-        name: profile.name.as_str().into(),
-        client_id: client.id.as_str().into(),
-        client_name: client.name.as_str().into(),
-        generation: profile.generation,
-        active: profile.active && client.active,
-        auth: compile_auth(&profile.auth)?,
-        collections: collections.into(),
-        ip_allow: ip_allow.into(),
-        rate_limiter,
-    })
-}
-
-/// Compiles an `auth` object: parses its key once. Field names are relative to the profile.
-pub fn compile_auth(auth: &AuthConfig) -> Result<CompiledAuth, BuildError> {
-    let jwt = match auth {
-        AuthConfig::Token => return Ok(CompiledAuth::Token),
-        AuthConfig::Jwt(jwt) => jwt,
-    };
-    let key = match jwt.alg {
-        JwtAlg::HS256 => {
-            if jwt.public_key.is_some() {
-                return Err(build_error(
-                    "auth.public_key",
-                    "an HS256 profile takes a secret, not a public key",
-                ));
-            }
-            let secret = jwt
-                .secret
-                .as_deref()
-                .ok_or_else(|| build_error("auth.secret", "an HS256 profile needs a secret"))?;
-            VerifyKey::Hmac(
-                HmacKey::from_secret(secret, jwt.secret_is_base64)
-                    .map_err(|e| build_error("auth.secret", e.to_string()))?,
-            )
-        }
-        JwtAlg::RS256 => {
-            if jwt.secret.is_some() {
-                return Err(build_error(
-                    "auth.secret",
-                    "an RS256 profile takes a public key, not a secret",
-                ));
-            }
-            let text = jwt.public_key.as_deref().ok_or_else(|| {
-                build_error("auth.public_key", "an RS256 profile needs a public key")
-            })?;
-            VerifyKey::Rsa(
-                RsaPublicKey::parse(text)
-                    .map_err(|e| build_error("auth.public_key", e.to_string()))?,
-            )
-        }
-    };
-    Ok(CompiledAuth::Jwt {
-        alg: jwt.alg,
-        key,
-        rules: compile_rules(jwt)?,
-    })
-}
-
-fn compile_rules(jwt: &JwtConfig) -> Result<ClaimRules, BuildError> {
-    let mut required = ClaimSet::default();
-    for (i, name) in jwt.required_claims.iter().enumerate() {
-        if ClaimSet::bit(name).is_none() {
-            return Err(build_error(
-                format!("auth.required_claims[{i}]"),
-                format!(
-                    "{name:?} cannot be required; choose from {}",
-                    ClaimSet::NAMES.join(", ")
-                ),
-            ));
-        }
-        required.insert(name);
-    }
-    let to_i64 =
-        |field: &str, v: u64| i64::try_from(v).map_err(|_| build_error(field, "is too large"));
-    Ok(ClaimRules {
-        required,
-        max_lifetime_s: jwt
-            .max_lifetime_s
-            .map(|v| to_i64("auth.max_lifetime_s", v))
-            .transpose()?,
-        allowed_issuers: jwt
-            .allowed_issuers
-            .iter()
-            .map(|s| Box::<str>::from(s.as_str()))
-            .collect(),
-        leeway_s: to_i64(
-            "auth.leeway_s",
-            jwt.leeway_s.unwrap_or(DEFAULT_LEEWAY_S).min(86_400),
-        )?,
-    })
 }
 
 /// The live registry: readers load the current snapshot without locking.

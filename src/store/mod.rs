@@ -1,35 +1,42 @@
-//! Durable storage: where the state and the admin key live, behind the [`Store`] trait. One file
-//! per backend; today the embedded file store ([`file`]). Shared here: the errors, the durable
-//! write (temporary file → fsync → rename → fsync directory), the admin key, and the lock that
-//! keeps a second server off a data directory in use ([`DataDirLock`]).
+//! Durable storage: where the objects and the admin key live, behind the [`Store`] trait. One
+//! file per backend; today the embedded SQLite store ([`sqlite`]). Shared here: the errors, the
+//! durable file write used for key files (temporary file → fsync → rename → fsync directory), the
+//! admin key, the secrets key that seals HS256 secrets ([`secrets`]), the import of an earlier
+//! version's `state.json` ([`import`]), and the lock that keeps a second server off a data
+//! directory in use ([`DataDirLock`]).
 
-mod file;
+mod import;
 mod lock;
+pub mod secrets;
+mod sqlite;
 
-pub use file::FileStore;
+pub use import::STATE_FILE;
 pub use lock::{DataDirLock, LOCK_FILE};
+pub use secrets::{load_or_create_secrets_key, SecretsKey, SecretsKeySource};
+pub use sqlite::{OpenEvent, SqliteStore, DB_FILE};
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::core::catalog::ChangeSet;
 use crate::core::model::State;
 use crate::core::token;
 
-/// Name of the state file inside the data directory.
-pub const STATE_FILE: &str = "state.json";
 /// Name of the admin key file inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// Prefix of the temporary files written before the atomic rename.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
-/// Where the state lives. Implementations must make `save` durable before returning.
+/// Where the objects live. Both calls block (run them off the async workers).
 pub trait Store: Send + Sync {
-    /// Reads the stored state; `Ok(None)` when nothing was ever saved.
-    fn load(&self) -> Result<Option<State>, StoreError>;
-    /// Replaces the stored state; when this returns `Ok`, a crash loses nothing.
-    fn save(&self, state: &State) -> Result<(), StoreError>;
+    /// Reads every stored object, with secrets opened, and the revision they reflect. An empty
+    /// store is an empty state at revision 0.
+    fn load(&self) -> Result<State, StoreError>;
+    /// Writes `change` as one transaction and returns the new revision; when this returns `Ok`,
+    /// a crash loses nothing. On `Err` nothing of `change` was written.
+    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError>;
 }
 
 /// What went wrong in the store.
@@ -73,6 +80,18 @@ impl StoreError {
             kind: StoreErrorKind::Corrupt,
             path: path.to_owned(),
             message,
+            source: None,
+        }
+    }
+
+    /// The store cannot be reached or written right now (database down, disk full): what a
+    /// backend, or a test double, returns so that the admin API answers 503
+    /// `store_unavailable`. `message` is one sentence without secrets.
+    pub fn unavailable(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        StoreError {
+            kind: StoreErrorKind::Io,
+            path: path.into(),
+            message: message.into(),
             source: None,
         }
     }
@@ -161,7 +180,7 @@ pub(crate) fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Resul
     let temp = dir.join(format!("{TEMP_PREFIX}{file_name}-{suffix}"));
     let result = write_temp_and_rename(&temp, target, bytes);
     if result.is_err() {
-        // Best effort: a leftover would also be removed by the next `FileStore::open`.
+        // Best effort: a leftover would also be removed by the next `SqliteStore::open`.
         let _ = fs::remove_file(&temp);
         return result;
     }

@@ -206,9 +206,9 @@ mod tests {
         let mut state = State::default();
         let token = seed_demo(&mut state).unwrap();
         assert_eq!(token.len(), 64);
-        assert!(Snapshot::build(&state, None).is_ok());
+        assert!(Snapshot::build(&state).is_ok());
         let fixture = bench_fixture().unwrap();
-        assert!(Snapshot::build(&fixture.state, None).is_ok());
+        assert!(Snapshot::build(&fixture.state).is_ok());
         assert_ne!(fixture.api_token, fixture.hs256_token);
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::support::{mode, request, AdminServer, TempDir, ADMIN_KEY};
+use crate::support::{mode, open_store, request, store_bytes, AdminServer, TempDir, ADMIN_KEY};
 use http::StatusCode;
 use serde_json::{json, Value};
+use tokengate::core::catalog::ChangeSet;
 use tokengate::core::model::State;
 use tokengate::core::token::token_digest;
-use tokengate::store::{FileStore, Store, StoreError};
+use tokengate::store::{load_or_create_secrets_key, SqliteStore, Store, StoreError};
 
 fn orders_collection(path: &str) -> Value {
     json!({
@@ -196,7 +197,7 @@ async fn collections_create_list_get_replace_delete() {
 
     let (status, list) = server.call("GET", "/v1/collections", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["collections"], json!([created.clone()]));
+    assert_eq!(list["items"], json!([created.clone()]));
     let (status, one) = server
         .call("GET", &format!("/v1/collections/{id}"), None)
         .await;
@@ -269,7 +270,7 @@ async fn collections_create_list_get_replace_delete() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, list) = server.call("GET", "/v1/collections", None).await;
-    assert_eq!(list["collections"], json!([]));
+    assert_eq!(list["items"], json!([]));
     server.stop().await;
 }
 
@@ -418,7 +419,7 @@ async fn bad_collection_input_names_the_field() {
     );
     // Nothing was created by any of it.
     let (_, list) = server.call("GET", "/v1/collections", None).await;
-    assert_eq!(list["collections"], json!([]));
+    assert_eq!(list["items"], json!([]));
     assert_eq!(server.admin.state().await.revision, 0);
     server.stop().await;
 }
@@ -469,7 +470,10 @@ async fn clients_have_portal_urls_and_cascade() {
 
     let (status, list) = server.call("GET", "/v1/clients", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["clients"], json!([client.clone(), other.clone()]));
+    // Lists are in id order (the paging cursor), not creation order.
+    let mut both = vec![client.clone(), other.clone()];
+    both.sort_by_key(|c| c["id"].as_str().unwrap().to_owned());
+    assert_eq!(list["items"], json!(both));
     let (_, one) = server.call("GET", &format!("/v1/clients/{id}"), None).await;
     assert_eq!(one, client);
 
@@ -534,7 +538,7 @@ async fn clients_have_portal_urls_and_cascade() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, profiles) = server.call("GET", "/v1/profiles", None).await;
-    assert_eq!(profiles["profiles"], json!([]));
+    assert_eq!(profiles["items"], json!([]));
     assert!(server
         .admin
         .registry()
@@ -578,16 +582,16 @@ async fn profile_token_is_shown_once_then_masked() {
     let second = create_client(&server, "Globex").await;
     create_token_profile(&server, second["id"].as_str().unwrap(), json!([])).await;
     let (_, all) = server.call("GET", "/v1/profiles", None).await;
-    assert_eq!(all["profiles"].as_array().unwrap().len(), 2);
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
     assert!(!all.to_string().contains(token));
     let (_, mine) = server
         .call("GET", &format!("/v1/profiles?client_id={client_id}"), None)
         .await;
-    assert_eq!(mine["profiles"], json!([shown.clone()]));
+    assert_eq!(mine["items"], json!([shown.clone()]));
     let (_, nested) = server
         .call("GET", &format!("/v1/clients/{client_id}/profiles"), None)
         .await;
-    assert_eq!(nested["profiles"], json!([shown]));
+    assert_eq!(nested["items"], json!([shown]));
     server.stop().await;
 }
 
@@ -1012,19 +1016,15 @@ async fn changes_are_durable_and_the_state_file_holds_no_token() {
     assert_eq!(in_memory.revision, 4);
     let dir = server.stop().await;
     // What a fresh process would read.
-    let on_disk = FileStore::open(dir.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .unwrap();
+    let on_disk = open_store(dir.path()).load().unwrap();
     assert_eq!(on_disk, in_memory);
 
-    let file = dir.path().join("state.json");
-    assert_eq!(mode(&file), 0o600);
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert!(!text.contains(&token), "the raw token is not stored");
-    assert!(!text.contains(&new_token), "the raw token is not stored");
-    assert!(text.contains(&tokengate::core::token::hex(&token_digest(
+    assert_eq!(mode(&dir.path().join("tokengate.db")), 0o600);
+    let bytes = store_bytes(dir.path());
+    let stored = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!stored(&token), "the raw token is not stored");
+    assert!(!stored(&new_token), "the raw token is not stored");
+    assert!(stored(&tokengate::core::token::hex(&token_digest(
         new_token.as_bytes()
     ))));
 
@@ -1053,16 +1053,8 @@ async fn a_corrupt_state_file_stops_the_admin_from_opening() {
         "{\"format\":1,\"collections\":[",
     )
     .unwrap();
-    let store: Arc<dyn Store> = Arc::new(FileStore::open(dir.path()).unwrap());
-    let metrics: tokengate::admin::MetricsRenderer = Arc::new(String::new);
-    let Err(err) = tokengate::admin::Admin::open(
-        store,
-        tokengate::store::AdminKey::from_secret("k"),
-        "http://x",
-        metrics,
-    ) else {
-        panic!("opened over a corrupt state file")
-    };
+    let (secrets, _) = load_or_create_secrets_key(dir.path(), None, true).unwrap();
+    let err = SqliteStore::open(dir.path(), secrets).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("state.json") && text.contains("refuses to start"),
@@ -1075,26 +1067,22 @@ async fn a_corrupt_state_file_stops_the_admin_from_opening() {
     );
 }
 
-/// A store whose saves fail on demand.
+/// A store whose commits fail on demand, as a database that went away would.
 struct FlakyStore {
-    inner: FileStore,
+    inner: SqliteStore,
     fail: AtomicBool,
 }
 
 impl Store for FlakyStore {
-    fn load(&self) -> Result<Option<State>, StoreError> {
+    fn load(&self) -> Result<State, StoreError> {
         self.inner.load()
     }
 
-    fn save(&self, state: &State) -> Result<(), StoreError> {
+    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
-            // A real I/O error from the file system: writing into a directory that is not there.
-            return FileStore::open(self.inner.dir().join("gone")).and_then(|s| {
-                std::fs::remove_dir(s.dir()).unwrap();
-                s.save(state)
-            });
+            return Err(StoreError::unavailable("db", "the database is unreachable"));
         }
-        self.inner.save(state)
+        self.inner.commit(change)
     }
 }
 
@@ -1102,7 +1090,7 @@ impl Store for FlakyStore {
 async fn a_failed_save_changes_nothing() {
     let dir = Arc::new(TempDir::new());
     let store = Arc::new(FlakyStore {
-        inner: FileStore::open(dir.path()).unwrap(),
+        inner: open_store(dir.path()),
         fail: AtomicBool::new(false),
     });
     let server = AdminServer::start_with_store(dir, store.clone()).await;
@@ -1122,15 +1110,15 @@ async fn a_failed_save_changes_nothing() {
     assert_error(
         status,
         &body,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "",
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store cannot be written",
     );
     assert!(body.get("auth_token").is_none());
     let (status, _) = server
         .call("POST", "/v1/collections", Some(orders_collection("orders")))
         .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 
     // Memory, registry and disk are as before: the old token still works.
     assert_eq!(server.admin.state().await, before);
@@ -1138,7 +1126,7 @@ async fn a_failed_save_changes_nothing() {
     assert!(snapshot
         .profile_by_token(&token_digest(token.as_bytes()))
         .is_some());
-    assert_eq!(store.inner.load().unwrap().unwrap(), before);
+    assert_eq!(store.inner.load().unwrap(), before);
 
     store.fail.store(false, Ordering::SeqCst);
     create_collection(&server, "orders").await;
@@ -1162,7 +1150,7 @@ async fn handle_serves_in_process_requests_too() {
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let (_, list) = server.call("GET", "/v1/clients", None).await;
-    assert_eq!(list["clients"][0]["name"], "Demo");
+    assert_eq!(list["items"][0]["name"], "Demo");
     server.stop().await;
 }
 
@@ -1204,6 +1192,6 @@ async fn a_fixed_body_too_deep_to_store_is_refused_and_the_store_reloads() {
     let again = AdminServer::start_in(dir).await;
     let (status, listed) = again.call("GET", "/v1/collections", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(listed["collections"][0]["path"], "deep");
+    assert_eq!(listed["items"][0]["path"], "deep");
     again.stop().await;
 }

@@ -68,7 +68,15 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_seeded(None)
+    }
+
+    /// Starts over a data directory whose store already holds `state`.
+    fn start_seeded(state: Option<&tokengate::core::model::State>) -> Server {
         let dir = TempDir::new();
+        if let Some(state) = state {
+            crate::support::write_state(&dir.path().join("data"), state);
+        }
         for _ in 0..5 {
             let (data, admin) = (free_addr(), free_addr());
             let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -240,7 +248,7 @@ fn token_profile_lifecycle() {
     let (collection_id, client_id) = server.collection_and_client("demo");
 
     let collections = server.json(&["collection", "list"]);
-    assert_eq!(collections["collections"][0]["id"], collection_id.as_str());
+    assert_eq!(collections["items"][0]["id"], collection_id.as_str());
     let collection = server.json(&["collection", "get", &collection_id]);
     assert_eq!(collection["endpoints"][0]["path"], "/hello");
     assert_eq!(
@@ -248,7 +256,7 @@ fn token_profile_lifecycle() {
         json!("Acme")
     );
     assert_eq!(
-        server.json(&["client", "list"])["clients"]
+        server.json(&["client", "list"])["items"]
             .as_array()
             .unwrap()
             .len(),
@@ -273,7 +281,7 @@ fn token_profile_lifecycle() {
     assert!(body.contains("\"ok\":true"), "{body}");
 
     let profiles = server.json(&["profile", "list", "--client", &client_id]);
-    let profile_id = id_of(&profiles["profiles"][0]);
+    let profile_id = id_of(&profiles["items"][0]);
     let shown = server.tg(&["profile", "get", &profile_id]);
     let shown = ok(&shown, &["profile", "get"]);
     let view: Value = serde_json::from_str(&shown).unwrap();
@@ -498,7 +506,7 @@ fn profile_create_refuses_a_private_key_before_sending_it() {
     }
     // Nothing reached the server.
     let listed = server.json(&["profile", "list", "--client", &client_id]);
-    assert_eq!(listed["profiles"], serde_json::json!([]), "{listed}");
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
 }
 
 #[test]
@@ -856,4 +864,24 @@ fn help_everywhere() {
         tg(&["collection", "create", "--name", "n"]).status.code(),
         Some(2)
     );
+}
+
+#[test]
+fn list_commands_follow_next_through_every_page() {
+    // 2 100 clients: three pages of at most 1000 behind one `client list`.
+    let mut state = tokengate::core::model::State::default();
+    for n in 0..2100 {
+        tokengate::tools::demo::add_client(&mut state, &format!("client {n}")).unwrap();
+    }
+    let server = Server::start_seeded(Some(&state));
+    let listed = server.json(&["client", "list"]);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2100);
+    assert!(listed["next"].is_null());
+    let mut ids: Vec<&str> = items.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let in_order = ids.clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, in_order, "every client once, in id order");
+    assert!(items.iter().all(|c| c.get("portal_url").is_some()));
 }

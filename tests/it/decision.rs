@@ -55,7 +55,7 @@ fn every_interop_case_gives_its_expected_outcome() {
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let state = state_with(sub, interop_auth(&cases, case["profile"].as_str().unwrap()));
-        let snapshot = Snapshot::build(&state, None).unwrap();
+        let snapshot = Snapshot::build(&state).unwrap();
         for capacity in [0, 100] {
             let gate = Gate::new(capacity);
             let headers = bearer(case["token"].as_str().unwrap());
@@ -83,7 +83,7 @@ fn every_interop_case_gives_its_expected_outcome() {
 fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
     let mut auth = jwt_config(JwtAlg::RS256);
     auth.public_key = Some(read_data("jwt-interop/rsa1024.spki.pem"));
-    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
+    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)))
         .err()
         .unwrap();
     assert_eq!(error.field, "auth.public_key");
@@ -93,7 +93,7 @@ fn the_1024_bit_key_is_refused_when_the_profile_is_built() {
 fn short_hs256_secrets_are_refused() {
     let mut auth = jwt_config(JwtAlg::HS256);
     auth.secret = Some("x".repeat(31));
-    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)), None)
+    let error = Snapshot::build(&state_with(&"a".repeat(64), AuthConfig::Jwt(auth)))
         .err()
         .unwrap();
     assert_eq!(error.field, "auth.secret");
@@ -175,7 +175,7 @@ fn cache_hits_repeat_tokens_and_refresh_or_disable_fails_them_at_once() {
     let auth_token = "f".repeat(64);
     let jwt = hs256(&format!(r#"{{"sub":"{auth_token}","name":"Ann"}}"#));
     let mut state = hs256_state(&auth_token);
-    let snapshot = Snapshot::build(&state, None).unwrap();
+    let snapshot = Snapshot::build(&state).unwrap();
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
     assert_eq!(
@@ -202,7 +202,7 @@ fn cache_hits_repeat_tokens_and_refresh_or_disable_fails_them_at_once() {
 
     // Disable: the cached token fails on the very next check.
     state.profiles[0].active = false;
-    let disabled = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let disabled = rebuild(&state, &snapshot).unwrap();
     assert_eq!(
         decide(&gate, &disabled, &headers, NOW_MS).0,
         Err(Reject::InvalidToken)
@@ -210,26 +210,21 @@ fn cache_hits_repeat_tokens_and_refresh_or_disable_fails_them_at_once() {
     // Client disabled: same.
     state.profiles[0].active = true;
     state.clients[0].active = false;
-    let client_off = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let client_off = rebuild(&state, &snapshot).unwrap();
     assert_eq!(
         decide(&gate, &client_off, &headers, NOW_MS).0,
         Err(Reject::InvalidToken)
     );
     state.clients[0].active = true;
     assert_eq!(
-        decide(
-            &gate,
-            &Snapshot::build(&state, None).unwrap(),
-            &headers,
-            NOW_MS
-        ),
+        decide(&gate, &Snapshot::build(&state).unwrap(), &headers, NOW_MS),
         (Ok(()), CacheUse::Hit)
     );
 
     // Refresh: a new token and generation; the old JWT names a token that no longer exists.
     state.profiles[0].token = stored(&"e".repeat(64));
     state.profiles[0].generation += 1;
-    let refreshed = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let refreshed = rebuild(&state, &snapshot).unwrap();
     assert_eq!(
         decide(&gate, &refreshed, &headers, NOW_MS).0,
         Err(Reject::InvalidToken)
@@ -244,13 +239,7 @@ fn grace_keeps_the_previous_token_until_its_deadline_even_when_cached() {
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
     assert_eq!(
-        decide(
-            &gate,
-            &Snapshot::build(&state, None).unwrap(),
-            &headers,
-            NOW_MS
-        )
-        .0,
+        decide(&gate, &Snapshot::build(&state).unwrap(), &headers, NOW_MS).0,
         Ok(())
     );
 
@@ -260,7 +249,7 @@ fn grace_keeps_the_previous_token_until_its_deadline_even_when_cached() {
     });
     state.profiles[0].token = stored(&"b".repeat(64));
     state.profiles[0].generation += 1;
-    let snapshot = Snapshot::build(&state, None).unwrap();
+    let snapshot = Snapshot::build(&state).unwrap();
     assert_eq!(decide(&gate, &snapshot, &headers, NOW_MS + 1).0, Ok(()));
     assert_eq!(
         decide(&gate, &snapshot, &headers, NOW_MS + 2),
@@ -277,7 +266,7 @@ fn grace_keeps_the_previous_token_until_its_deadline_even_when_cached() {
         sha256: stored(&old).sha256,
         valid_until_ms: NOW_MS + 10_000,
     });
-    let snapshot = Snapshot::build(&token_state, None).unwrap();
+    let snapshot = Snapshot::build(&token_state).unwrap();
     let mut api_token = HeaderMap::new();
     api_token.insert("api-token", HeaderValue::from_str(&old).unwrap());
     assert_eq!(decide(&gate, &snapshot, &api_token, NOW_MS).0, Ok(()));
@@ -292,7 +281,7 @@ fn a_cached_token_still_expires() {
     let auth_token = "c".repeat(64);
     let now_s = NOW_MS / 1000;
     let jwt = hs256(&format!(r#"{{"sub":"{auth_token}","exp":{}}}"#, now_s + 10));
-    let snapshot = Snapshot::build(&hs256_state(&auth_token), None).unwrap();
+    let snapshot = Snapshot::build(&hs256_state(&auth_token)).unwrap();
     let gate = Gate::new(1000);
     let headers = bearer(&jwt);
     assert_eq!(
@@ -312,8 +301,8 @@ fn a_cached_token_still_expires() {
 #[test]
 fn auth_method_must_match_the_profile() {
     let auth_token = "d".repeat(64);
-    let token_profile = Snapshot::build(&state_with(&auth_token, AuthConfig::Token), None).unwrap();
-    let jwt_profile = Snapshot::build(&hs256_state(&auth_token), None).unwrap();
+    let token_profile = Snapshot::build(&state_with(&auth_token, AuthConfig::Token)).unwrap();
+    let jwt_profile = Snapshot::build(&hs256_state(&auth_token)).unwrap();
     let gate = Gate::new(100);
     let jwt = hs256(&format!(r#"{{"sub":"{auth_token}"}}"#));
     assert_eq!(
@@ -336,7 +325,7 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
     raw.insert("api-token", HeaderValue::from_str(&auth_token).unwrap());
     let gate = Gate::new(0);
     let ask = |state: &State, path: &str| {
-        let snapshot = Snapshot::build(state, None).unwrap();
+        let snapshot = Snapshot::build(state).unwrap();
         let request = Request {
             method: &Method::GET,
             path,
@@ -373,7 +362,7 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
             per_s: 60,
         }),
     });
-    let snapshot = Snapshot::build(&state, None).unwrap();
+    let snapshot = Snapshot::build(&state).unwrap();
     let request = Request {
         method: &Method::GET,
         path: "/api/ping",
@@ -388,7 +377,7 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
         other => panic!("expected rate_limited, got {:?}", other.err()),
     }
     // The limiter survives a rebuild with the same policy.
-    let rebuilt = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let rebuilt = rebuild(&state, &snapshot).unwrap();
     assert!(matches!(
         gate.decide(&rebuilt, &request).result,
         Err(Reject::RateLimited { .. })
@@ -397,7 +386,7 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
 
 #[test]
 fn unknown_tokens_are_rejected_before_signature_work() {
-    let snapshot = Snapshot::build(&hs256_state(&"1".repeat(64)), None).unwrap();
+    let snapshot = Snapshot::build(&hs256_state(&"1".repeat(64))).unwrap();
     let gate = Gate::new(100);
     // Signed with a key nobody has, naming a token nobody has: invalid_token, never cached, and
     // not counted as a cache miss either (it never got as far as the cache's work).
@@ -441,7 +430,7 @@ fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
     let jwt = hs256(&format!(r#"{{"sub":"{auth_token}","exp":{}}}"#, now_s + 10));
     let other = hs256(&format!(r#"{{"sub":"{auth_token}","jti":"2"}}"#));
     let mut state = hs256_state(&auth_token);
-    let snapshot = Snapshot::build(&state, None).unwrap();
+    let snapshot = Snapshot::build(&state).unwrap();
     let gate = Gate::new(1000);
     let mut memo = ConnectionMemo::default();
     let headers = bearer(&jwt);
@@ -473,7 +462,7 @@ fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
         Err(Reject::TokenExpired)
     );
     state.profiles[0].active = false;
-    let disabled = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let disabled = rebuild(&state, &snapshot).unwrap();
     assert_eq!(
         decide_on(&gate, &disabled, &headers, NOW_MS, &mut memo).0,
         Err(Reject::InvalidToken)
@@ -481,7 +470,7 @@ fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
     state.profiles[0].active = true;
     state.profiles[0].token = stored(&"6".repeat(64));
     state.profiles[0].generation += 1;
-    let refreshed = Snapshot::build(&state, Some(&snapshot)).unwrap();
+    let refreshed = rebuild(&state, &snapshot).unwrap();
     assert_eq!(
         decide_on(&gate, &refreshed, &headers, NOW_MS, &mut memo).0,
         Err(Reject::InvalidToken)
@@ -495,4 +484,28 @@ fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
             (Ok(()), CacheUse::NotUsed)
         );
     }
+}
+
+/// `previous` with every object of `state` put again, the way an admin change applies: profiles
+/// keep their rate limiters.
+fn rebuild(
+    state: &State,
+    previous: &Snapshot,
+) -> Result<Snapshot, tokengate::core::registry::BuildError> {
+    use tokengate::core::catalog::{Applied, Catalog, ChangeSet, RowOp};
+    let catalog = Catalog::from_state(state);
+    let applied: Vec<Applied> = ChangeSet::from_state(state)
+        .ops
+        .into_iter()
+        .filter_map(|op| match op {
+            RowOp::Put(row) => Some(Applied {
+                kind: row.kind(),
+                id: row.id().to_owned(),
+                before: None,
+                after: Some(row),
+            }),
+            RowOp::Delete(..) => None,
+        })
+        .collect();
+    previous.apply(&applied, &catalog)
 }

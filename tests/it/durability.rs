@@ -45,7 +45,7 @@ async fn a_restart_keeps_state_and_the_data_dir_holds_no_raw_token() {
         .await
         .assert_status(200);
 
-    let state = gw.dir.path().join("state.json");
+    let state = gw.dir.path().join("tokengate.db");
     assert_eq!(mode(&state), 0o600);
     let all = files(gw.dir.path());
     assert!(all.contains(&state), "{all:?}");
@@ -131,8 +131,11 @@ async fn every_acknowledged_profile_survives_kill_9() {
             .await
             .assert_status(200);
     }
-    let profiles = served.admin.expect(200, "GET", "/v1/profiles", None).await;
-    assert!(profiles["profiles"].as_array().unwrap().len() >= acknowledged.len());
+    let profiles = served
+        .admin
+        .expect(200, "GET", "/v1/profiles?limit=1000", None)
+        .await;
+    assert!(profiles["items"].as_array().unwrap().len() >= acknowledged.len());
 }
 
 /// Panics unless connecting to `addr` is refused within `limit`.
@@ -220,4 +223,65 @@ async fn dropping_the_server_closes_its_listeners() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_imports_a_state_json_once_and_keeps_it_renamed() {
+    let dir = TempDir::new();
+    let token = "7".repeat(64);
+    let mut state =
+        crate::support::fixtures::state_with(&token, tokengate::core::model::AuthConfig::Token);
+    state.revision = 41;
+    let text = serde_json::to_string_pretty(&state).unwrap();
+    std::fs::write(dir.path().join("state.json"), &text).unwrap();
+
+    let served = Served::spawn(dir.path(), &[]).await;
+    send(
+        served.data,
+        "GET",
+        "/api/ping",
+        &[("api-token", &token)],
+        "",
+    )
+    .await
+    .assert_status(200);
+    assert!(
+        served.log().contains("imported the state file"),
+        "{}",
+        served.log()
+    );
+    let renamed: Vec<_> = files(dir.path())
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("state.json.imported-")
+        })
+        .collect();
+    assert_eq!(renamed.len(), 1, "{:?}", files(dir.path()));
+    assert_eq!(std::fs::read_to_string(&renamed[0]).unwrap(), text);
+    assert!(!dir.path().join("state.json").exists());
+    // A change, then a restart: the database is what counts now, not the old file.
+    served
+        .admin
+        .expect(
+            200,
+            "PATCH",
+            "/v1/profiles/p1",
+            Some(json!({"active": false})),
+        )
+        .await;
+    drop(served);
+    let served = Served::spawn(dir.path(), &[]).await;
+    send(
+        served.data,
+        "GET",
+        "/api/ping",
+        &[("api-token", &token)],
+        "",
+    )
+    .await
+    .assert_error(401, "invalid_token");
+    assert!(!served.log().contains("imported the state file"));
 }

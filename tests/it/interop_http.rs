@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use crate::support::fixtures::{interop_auth, read_data, state_with};
 use crate::support::gateway::Gateway;
-use crate::support::TempDir;
+use crate::support::{write_state, TempDir};
 use serde_json::Value;
-use tokengate::store::{FileStore, Store};
 
 #[tokio::test]
 async fn every_interop_case_gets_its_expected_answer_over_http() {
@@ -20,10 +19,7 @@ async fn every_interop_case_gets_its_expected_answer_over_http() {
     let mut checked = 0;
     for profile in cases["profiles"].as_object().unwrap().keys() {
         let dir = Arc::new(TempDir::new());
-        FileStore::open(dir.path())
-            .unwrap()
-            .save(&state_with(sub, interop_auth(&cases, profile)))
-            .unwrap();
+        write_state(dir.path(), &state_with(sub, interop_auth(&cases, profile)));
         let gw = Gateway::start_in(dir, |_| {}).await;
         for case in all.iter().filter(|c| c["profile"] == profile.as_str()) {
             let name = case["name"].as_str().unwrap();

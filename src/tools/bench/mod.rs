@@ -17,6 +17,9 @@
 //! | `unknown` | unknown auth token, JWT with an unknown `sub`, garbage bearer, in rotation: all 401 |
 //! | `forward` | `API-Token` through the proxy to an in-process upstream answering `200 {"ok":true}` |
 //!
+//! `--store-scale N,…` runs [`store_scale`] instead: start time and admin write latency with N
+//! profiles stored.
+//!
 //! Why `rs256-miss` uses an uncached server rather than a pool of unique tokens (varying `jti`):
 //! every token needs its own RSA signature (`openssl speed rsa2048`: 0.22 ms per sign on the
 //! 2-core development machine), and at the ~30k verifications/s seen there a 5 s run would need
@@ -37,6 +40,7 @@ pub mod histogram;
 pub mod load;
 pub mod report;
 pub mod setup;
+pub mod store_scale;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -130,6 +134,10 @@ pub struct BenchArgs {
     /// to measure its cost.
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<String>,
+    /// Instead of the scenarios: seed the embedded store with each of these numbers of profiles
+    /// and measure start time and admin write latency (`--store-scale 1000,10000,100000`).
+    #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
+    pub store_scale: Vec<usize>,
 }
 
 /// Why the harness could not run.
@@ -183,6 +191,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs the harness; returns the process exit code (1 when it could not run or saw unexpected
 /// outcomes: numbers from a server that answers wrongly are not worth reporting as fine).
 pub fn run(args: BenchArgs) -> i32 {
+    if !args.store_scale.is_empty() {
+        return match store_scale::run(&args.store_scale, args.json) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     match run_bench(&args) {
         Ok(results) => {
             let errors: u64 = results.iter().map(|r| r.errors).sum();
@@ -211,7 +228,7 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
-fn runtime(name: &str, workers: usize) -> Result<Runtime, BenchError> {
+pub(super) fn runtime(name: &str, workers: usize) -> Result<Runtime, BenchError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .thread_name(name)

@@ -3,7 +3,7 @@
 //!
 //! The state is [`bench_fixture`] plus a `forward` collection whose one endpoint proxies to an
 //! in-process hyper upstream answering `200 {"ok":true}`, and a token profile granted it. The
-//! state is written with [`FileStore::save`] before [`start`], so the server loads it exactly as
+//! state is committed to the embedded store ([`SqliteStore`]) before [`start`], so the server loads it exactly as
 //! it would load a user's store. `rs256-miss` runs against a second front door over a copy of the
 //! same state with `cache_capacity: 0`: one repeated token, and every request checks the RSA
 //! signature.
@@ -26,12 +26,13 @@ use tokio::task::JoinHandle;
 use super::load::get_request;
 use super::{BenchError, Scenario};
 use crate::app::{start, Running, ServeConfig};
+use crate::core::catalog::ChangeSet;
 use crate::core::keys::HmacKey;
 use crate::core::model::{AuthConfig, Endpoint};
 use crate::core::token;
 use crate::door::layout::Layout;
 use crate::server::{serve, ServerLimits};
-use crate::store::{FileStore, Store};
+use crate::store::{load_or_create_secrets_key, SqliteStore, Store};
 use crate::tools::demo::{
     add_client, add_collection, add_profile, bench_fixture, BENCH_RSA_PRIVATE_PEM,
 };
@@ -52,7 +53,7 @@ pub struct TempDir {
 }
 
 impl TempDir {
-    fn new() -> Result<TempDir, BenchError> {
+    pub(super) fn new() -> Result<TempDir, BenchError> {
         let id = token::random_id()
             .map_err(|_| BenchError::new("the operating system's random source failed"))?;
         let path =
@@ -62,7 +63,7 @@ impl TempDir {
         Ok(TempDir { path })
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -330,8 +331,13 @@ async fn start_door(
     layout: Layout,
     access_log: Option<String>,
 ) -> Result<Running, BenchError> {
-    let store = FileStore::open(&dir).map_err(BenchError::from_display)?;
-    store.save(state).map_err(BenchError::from_display)?;
+    let (secrets, _) =
+        load_or_create_secrets_key(&dir, None, true).map_err(BenchError::from_display)?;
+    let (store, _) = SqliteStore::open(&dir, secrets).map_err(BenchError::from_display)?;
+    store
+        .commit(&ChangeSet::from_state(state))
+        .map_err(BenchError::from_display)?;
+    drop(store);
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     start(ServeConfig {
         listen: loopback,

@@ -20,10 +20,39 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokengate::admin::{serve_admin, Admin, MetricsRenderer};
-use tokengate::store::{AdminKey, FileStore, Store};
+use tokengate::core::catalog::ChangeSet;
+use tokengate::core::model::State;
+use tokengate::store::{load_or_create_secrets_key, AdminKey, SqliteStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// The embedded store over `dir`, sealing with the data directory's secrets key (created on
+/// first use, as `serve` does).
+pub fn open_store(dir: &Path) -> SqliteStore {
+    let (secrets, _) = load_or_create_secrets_key(dir, None, true).unwrap();
+    SqliteStore::open(dir, secrets).unwrap().0
+}
+
+/// Commits every object of `state` to the embedded store in `dir`: what a server started over
+/// `dir` then loads.
+pub fn write_state(dir: &Path, state: &State) {
+    open_store(dir)
+        .commit(&ChangeSet::from_state(state))
+        .unwrap();
+}
+
+/// Every byte the embedded store in `dir` has written (database and WAL), for tests that look
+/// for what must not be stored.
+pub fn store_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["tokengate.db", "tokengate.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            all.extend_from_slice(&bytes);
+        }
+    }
+    all
+}
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir {
@@ -234,9 +263,9 @@ impl AdminServer {
         Self::start_in(Arc::new(TempDir::new())).await
     }
 
-    /// Starts over `dir` with a [`FileStore`].
+    /// Starts over `dir` with the embedded store.
     pub async fn start_in(dir: Arc<TempDir>) -> AdminServer {
-        let store: Arc<dyn Store> = Arc::new(FileStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(open_store(dir.path()));
         Self::start_with_store(dir, store).await
     }
 

@@ -1,75 +1,50 @@
-//! The embedded file store: the whole state as `<data-dir>/state.json`, replaced atomically.
+//! The state file of earlier versions, `<data-dir>/state.json`: read once, imported into the
+//! embedded database on the first start, then renamed (never deleted) so that it is kept as a
+//! backup and never imported twice.
 //!
-//! A save writes a temporary file in the same directory, fsyncs it, renames it over the old file
-//! and fsyncs the directory, so that a crash at any point leaves either the old or the new state,
-//! never a torn one. A state file that cannot be read is an error, never a reason to start empty:
-//! starting empty would silently revoke every client's access.
+//! A state file that cannot be read is an error, never a reason to start empty: starting empty
+//! would silently revoke every client's access.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{
-    ensure_data_dir, write_atomically, Store, StoreError, StoreErrorKind, STATE_FILE, TEMP_PREFIX,
-};
+use super::{StoreError, StoreErrorKind, TEMP_PREFIX};
 use crate::core::model::State;
 
-/// The embedded store: `<data-dir>/state.json`.
-#[derive(Debug)]
-pub struct FileStore {
-    /// The data directory.
-    dir: PathBuf,
-    /// `<dir>/state.json`.
-    state_path: PathBuf,
-}
+/// Name of the state file of earlier versions inside the data directory.
+pub const STATE_FILE: &str = "state.json";
 
-impl FileStore {
-    /// Opens the store in `data_dir`, creating the directory (mode 0700) if it is missing and
-    /// removing temporary files left by a crash in the middle of a save.
-    pub fn open(data_dir: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
-        let dir = data_dir.into();
-        ensure_data_dir(&dir)?;
-        remove_leftover_temp_files(&dir)?;
-        let state_path = dir.join(STATE_FILE);
-        Ok(FileStore { dir, state_path })
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The path of the state file.
-    pub fn state_path(&self) -> &Path {
-        &self.state_path
-    }
-}
-
-impl Store for FileStore {
-    fn load(&self) -> Result<Option<State>, StoreError> {
-        let path = &self.state_path;
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io(
-                path,
-                "cannot read the state file; tokengate refuses to start rather than start empty",
+/// Reads `<dir>/state.json`: `Ok(None)` when there is none.
+pub(crate) fn read_state_file(dir: &Path) -> Result<Option<State>, StoreError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StoreError::io(
+                &path,
+                "cannot read the state file to import it; tokengate refuses to start rather than start empty",
                 e,
-            )),
-        };
-        parse_state(path, &bytes).map(Some)
-    }
+            ))
+        }
+    };
+    parse_state(&path, &bytes).map(Some)
+}
 
-    fn save(&self, state: &State) -> Result<(), StoreError> {
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError {
-            kind: StoreErrorKind::Io,
-            path: self.state_path.clone(),
-            message: "cannot serialize the state".to_owned(),
-            source: Some(Box::new(e)),
-        })?;
-        bytes.push(b'\n');
-        write_atomically(&self.dir, &self.state_path, &bytes)
-    }
+/// The name `state.json` is renamed to once imported: `state.json.imported-<unix seconds>`.
+pub(crate) fn imported_name(unix_s: u64) -> String {
+    format!("{STATE_FILE}.imported-{unix_s}")
+}
+
+/// Renames `<dir>/state.json` to `<dir>/<new_name>`; returns the new path.
+pub(crate) fn rename_state_file(dir: &Path, new_name: &str) -> Result<PathBuf, StoreError> {
+    let from = dir.join(STATE_FILE);
+    let to = dir.join(new_name);
+    fs::rename(&from, &to)
+        .map_err(|e| StoreError::io(&from, "cannot rename the imported state file", e))?;
+    super::sync_dir(dir)?;
+    Ok(to)
 }
 
 /// Decodes a state document, refusing anything this build does not fully understand.
@@ -118,7 +93,7 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, StoreError> {
 }
 
 /// Removes `.tmp-*` files: a crash between creating a temporary file and renaming it leaves one.
-fn remove_leftover_temp_files(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn remove_leftover_temp_files(dir: &Path) -> Result<(), StoreError> {
     let entries =
         fs::read_dir(dir).map_err(|e| StoreError::io(dir, "cannot list the data directory", e))?;
     for entry in entries.flatten() {
