@@ -16,11 +16,12 @@ use crate::core::cidr::Cidr;
 use crate::door::access_log::AccessLog;
 use crate::door::layout::{self, Layout};
 use crate::door::{DoorLimits, FrontDoor};
+use crate::server::freshness::Freshness;
 use crate::server::metrics::Metrics;
 use crate::server::ServerLimits;
 use crate::store::{
     ensure_data_dir, load_or_create_admin_key, load_or_create_secrets_key, AdminKeySource,
-    DataDirLock, OpenEvent, SqliteStore, Store,
+    DataDirLock, NodeInfo, OpenEvent, PgStore, SqliteStore, Store,
 };
 
 /// Everything `serve` can be told.
@@ -50,6 +51,12 @@ pub struct ServeConfig {
     /// The key that seals HS256 secrets, as base64 (`TOKENGATE_SECRETS_KEY`), overriding
     /// `secrets.key`.
     pub secrets_key: Option<String>,
+    /// A PostgreSQL URL (`--store`): many nodes share it; `None` is the embedded SQLite store.
+    pub store: Option<String>,
+    /// `--max-staleness-s`: refuse to serve once the store has been away this long.
+    pub max_staleness: Option<Duration>,
+    /// `--propagation-timeout-s`: how long a revoking change waits for the other nodes.
+    pub propagation_timeout: Duration,
     /// Peers allowed to name the client in `X-Forwarded-For` (`--trusted-proxies`).
     pub trusted_proxies: Vec<Cidr>,
     /// Where the access log goes (`-` for standard output), when on.
@@ -73,6 +80,9 @@ impl Default for ServeConfig {
             server_limits: ServerLimits::default(),
             admin_key: None,
             secrets_key: None,
+            store: None,
+            max_staleness: None,
+            propagation_timeout: Duration::from_secs(2),
             layout: Layout::Shared,
             trusted_proxies: Vec::new(),
             access_log: None,
@@ -156,26 +166,6 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         Some(target) => Some(AccessLog::open(target).map_err(|e| StartError(e.to_string()))?),
         None => None,
     };
-    let (secrets, secrets_source) =
-        load_or_create_secrets_key(&config.data_dir, config.secrets_key.clone(), true)
-            .map_err(|e| StartError(e.to_string()))?;
-    tracing::info!(source = ?secrets_source, "secrets key loaded");
-    let (store, event) =
-        SqliteStore::open(&config.data_dir, secrets).map_err(|e| StartError(e.to_string()))?;
-    if let Some(OpenEvent::Imported { renamed_to, counts }) = event {
-        tracing::info!(
-            collections = counts.0,
-            clients = counts.1,
-            profiles = counts.2,
-            renamed_to = %renamed_to.display(),
-            "imported the state file of an earlier version into the database"
-        );
-    }
-    let store: Arc<dyn Store> = Arc::new(store);
-    let (admin_key, admin_key_source) =
-        load_or_create_admin_key(&config.data_dir, config.admin_key.clone())
-            .map_err(|e| StartError(e.to_string()))?;
-
     let data_listeners = layout::bind(config.listen, config.layout).map_err(|e| {
         StartError(format!(
             "cannot listen on {} (data plane): {e}",
@@ -193,6 +183,55 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
 
+    let shared = config.store.is_some();
+    if shared && config.admin_key.is_none() {
+        return Err(StartError(
+            "with --store postgres://… set TOKENGATE_ADMIN_KEY, the same on every node (for example: openssl rand -hex 32)".to_owned(),
+        ));
+    }
+    let (secrets, secrets_source) =
+        load_or_create_secrets_key(&config.data_dir, config.secrets_key.clone(), !shared)
+            .map_err(|e| StartError(e.to_string()))?;
+    tracing::info!(source = ?secrets_source, "secrets key loaded");
+    let mut cluster = None;
+    let store: Arc<dyn Store> = match &config.store {
+        None => {
+            let (store, event) = SqliteStore::open(&config.data_dir, secrets)
+                .map_err(|e| StartError(e.to_string()))?;
+            if let Some(OpenEvent::Imported { renamed_to, counts }) = event {
+                tracing::info!(
+                    collections = counts.0,
+                    clients = counts.1,
+                    profiles = counts.2,
+                    renamed_to = %renamed_to.display(),
+                    "imported the state file of an earlier version into the database"
+                );
+            }
+            Arc::new(store)
+        }
+        Some(url) => {
+            let node = NodeInfo {
+                id: crate::core::token::random_id().map_err(|_| {
+                    StartError("the operating system's random generator failed".to_owned())
+                })?,
+                listen: format!("data={data_addr} admin={admin_addr}"),
+            };
+            let pg = Arc::new(
+                PgStore::connect(url, secrets, node)
+                    .await
+                    .map_err(|e| StartError(format!("cannot use the PostgreSQL store: {e}")))?,
+            );
+            cluster = Some(pg.clone());
+            pg
+        }
+    };
+    let (admin_key, admin_key_source) =
+        load_or_create_admin_key(&config.data_dir, config.admin_key.clone())
+            .map_err(|e| StartError(e.to_string()))?;
+    let freshness = cluster
+        .as_ref()
+        .map(|_| Arc::new(Freshness::new(config.max_staleness)));
+
     let metrics = Arc::new(Metrics::default());
     let door_cell: Arc<OnceLock<Arc<FrontDoor>>> = Arc::new(OnceLock::new());
     let render = {
@@ -204,8 +243,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
                 .unwrap_or_default()
         })
     };
-    let admin = Admin::open(store, admin_key, format!("http://{data_addr}"), render)
-        .map_err(|e| StartError(e.to_string()))?;
+    let portal_base = format!("http://{data_addr}");
+    let admin =
+        tokio::task::spawn_blocking(move || Admin::open(store, admin_key, portal_base, render))
+            .await
+            .map_err(|e| StartError(format!("cannot load the store: {e}")))?
+            .map_err(|e| StartError(e.to_string()))?
+            .with_cluster(freshness.clone(), config.propagation_timeout);
     let admin = Arc::new(admin);
 
     let mut demo = None;
@@ -237,6 +281,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     );
     door.trusted_proxies = config.trusted_proxies.clone();
     door.access_log = access_log;
+    door.freshness = freshness.clone();
     let door = Arc::new(door);
     let _ = door_cell.set(door.clone());
 
@@ -248,6 +293,14 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         shutdown_rx.clone(),
     )
     .map_err(|e| StartError(format!("cannot start the data plane: {e}")))?;
+    if let (Some(pg), Some(freshness)) = (cluster, freshness) {
+        tasks.push(tokio::spawn(crate::cluster::run(
+            admin.clone(),
+            pg,
+            freshness,
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(serve_admin(
         admin_listener,
         admin.clone(),

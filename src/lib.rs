@@ -10,7 +10,9 @@
 //!                      ├─ jwt         compact JWS parsing and claim checks
 //!                      ├─ keys        HMAC / RSA keys parsed once
 //!                      └─ cache       moka memo of verified tokens
-//! admin/ (the API, one file per resource) ─► store/ (durable first) ─► core/registry snapshot
+//! admin/ (the API, one file per resource) ─► store/ (sqlite | postgres: rows, change log)
+//!   └─► core/catalog + core/registry: each change compiles only what it touched
+//! cluster (a node among many: LISTEN, heartbeat, catch up, resync) ─► admin/ ─► store/
 //! app (the wiring of `serve`, above door/ and admin/) · cli/ · tools/ (jwt sign, demo, bench)
 //! ```
 //!
@@ -19,7 +21,9 @@
 //! - [`server`]: what both listeners share: the HTTP/1.1 accept loop and the metrics.
 //! - [`door`]: the data plane: the hyper service, the upstream proxy, responses, runtime layout.
 //! - [`admin`]: the admin API (control plane): collections, clients, profiles; input checks.
-//! - [`store`]: durable storage of the state and the admin key; one file per backend.
+//! - [`store`]: durable storage: SQLite (embedded) or PostgreSQL (many nodes), sealed secrets,
+//!   the admin key.
+//! - [`cluster`]: keeps one node of many in step with a PostgreSQL store.
 //! - [`app`]: the wiring of `serve`: store, admin API, data plane and metrics on their listeners.
 //! - [`cli`]: the command line (`serve`, `collection|client|profile`, `jwt sign`, `bench`).
 //! - [`tools`]: client-side JWT signing, demo data, the embedded benchmark harness.
@@ -27,6 +31,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod core;
 pub mod door;
 pub mod server;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::error::{created, no_content, ok, ApiError, Handled};
+use super::error::{created, no_content_after, ok, with_propagation, ApiError, Handled};
 use super::router::PageQuery;
 use super::{input, new_id, Admin};
 use crate::core::catalog::{Catalog, Kind, Row};
@@ -66,8 +66,8 @@ impl Admin {
         };
         let active = obj.opt_bool("active")?;
         let id = id.to_owned();
-        let client = self
-            .update(move |catalog, rows| {
+        let (client, propagation) = self
+            .update_revoking(move |catalog, rows| {
                 let mut client = find_client(catalog, &id)?.clone();
                 if let Some(name) = name {
                     client.name = name;
@@ -87,22 +87,23 @@ impl Admin {
             })
             .await?;
         tracing::info!(client_id = %client.id, active = client.active, "client changed");
-        ok(self.client_view(&client))
+        ok(with_propagation(self.client_view(&client), propagation))
     }
 
     pub(super) async fn delete_client(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |catalog, rows| {
-            find_client(catalog, &id)?;
-            for profile in catalog.profiles_of_client(&id) {
-                rows.delete(Kind::Profile, &profile.id);
-            }
-            rows.delete(Kind::Client, &id);
-            tracing::info!(client_id = %id, "client and its profiles deleted");
-            Ok(())
-        })
-        .await?;
-        Ok(no_content())
+        let ((), propagation) = self
+            .update_revoking(move |catalog, rows| {
+                find_client(catalog, &id)?;
+                for profile in catalog.profiles_of_client(&id) {
+                    rows.delete(Kind::Profile, &profile.id);
+                }
+                rows.delete(Kind::Client, &id);
+                tracing::info!(client_id = %id, "client and its profiles deleted");
+                Ok(())
+            })
+            .await?;
+        Ok(no_content_after(&propagation))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::error::{created, no_content, ok, ApiError, Handled};
+use super::error::{created, no_content_after, ok, with_propagation, ApiError, Handled};
 use super::router::PageQuery;
 use super::{input, new_id, Admin};
 use crate::core::catalog::{Catalog, Kind, Row};
@@ -49,8 +49,8 @@ impl Admin {
             ));
         }
         let id = id.to_owned();
-        let collection = self
-            .update(move |catalog, rows| {
+        let (collection, propagation) = self
+            .update_revoking(move |catalog, rows| {
                 let current = find_collection(catalog, &id)?;
                 ensure_path_free(catalog, &parsed.path, Some(&id))?;
                 let endpoints =
@@ -66,26 +66,27 @@ impl Admin {
             })
             .await?;
         tracing::info!(collection_id = %collection.id, "collection replaced");
-        ok(json!(collection))
+        ok(with_propagation(json!(collection), propagation))
     }
 
     pub(super) async fn delete_collection(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |catalog, rows| {
-            find_collection(catalog, &id)?;
-            rows.delete(Kind::Collection, &id);
-            // Profiles that granted it lose the grant (a revoking change for them).
-            for profile in catalog.profiles().filter(|p| p.collections.contains(&id)) {
-                let mut changed = profile.clone();
-                changed.collections.retain(|c| *c != id);
-                changed.generation += 1;
-                rows.put(Row::Profile(changed));
-            }
-            tracing::info!(collection_id = %id, "collection deleted");
-            Ok(())
-        })
-        .await?;
-        Ok(no_content())
+        let ((), propagation) = self
+            .update_revoking(move |catalog, rows| {
+                find_collection(catalog, &id)?;
+                rows.delete(Kind::Collection, &id);
+                // Profiles that granted it lose the grant (a revoking change for them).
+                for profile in catalog.profiles().filter(|p| p.collections.contains(&id)) {
+                    let mut changed = profile.clone();
+                    changed.collections.retain(|c| *c != id);
+                    changed.generation += 1;
+                    rows.put(Row::Profile(changed));
+                }
+                tracing::info!(collection_id = %id, "collection deleted");
+                Ok(())
+            })
+            .await?;
+        Ok(no_content_after(&propagation))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
@@ -173,6 +173,31 @@ pub(crate) fn no_content() -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// 204 for a revoking DELETE: no body, so the propagation of SPEC §4 travels in the
+/// `Tokengate-Propagation: applied=N, live=M` header.
+pub(crate) fn no_content_after(propagation: &Value) -> Response<Full<Bytes>> {
+    let mut response = no_content();
+    let text = format!(
+        "applied={}, live={}",
+        propagation["applied"].as_u64().unwrap_or(0),
+        propagation["live"].as_u64().unwrap_or(0)
+    );
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("tokengate-propagation"), value);
+    }
+    response
+}
+
+/// `view` plus `"propagation":{"applied":N,"live":M}` (SPEC §4).
+pub(crate) fn with_propagation(mut view: Value, propagation: Value) -> Value {
+    if let Some(map) = view.as_object_mut() {
+        map.insert("propagation".to_owned(), propagation);
+    }
+    view
 }
 
 pub(crate) type Handled = Result<Response<Full<Bytes>>, ApiError>;

@@ -39,8 +39,9 @@ use crate::core::catalog::{Catalog, ChangeSet};
 use crate::core::model::State;
 use crate::core::registry::{BuildError, Registry, Snapshot};
 use crate::core::token;
+use crate::server::freshness::Freshness;
 use crate::server::{self, ServerLimits};
-use crate::store::{AdminKey, Store, StoreError};
+use crate::store::{Aborted, AdminKey, CommitError, Store, StoreError};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -70,6 +71,10 @@ pub struct Admin {
     metrics: MetricsRenderer,
     /// Base URL of the data plane, for `portal_url` (no trailing `/`).
     portal_base_url: String,
+    /// How fresh this node's view of a shared store is; `None` for the embedded store.
+    freshness: Option<Arc<Freshness>>,
+    /// How long a revoking change waits for every live node to apply it.
+    propagation_timeout: Duration,
 }
 
 /// Why [`Admin::open`] could not start.
@@ -103,8 +108,29 @@ impl std::error::Error for OpenError {
     }
 }
 
+/// Applies rows committed by other nodes to the catalog and the live snapshot. A row that does
+/// not compile (another node's build accepted what this one refuses) is logged and left out of
+/// the snapshot; the catalog still holds it, so the admin API shows what the store holds.
+fn apply_remote(catalog: &mut Catalog, registry: &Registry, revision: u64, rows: ChangeSet) {
+    if revision <= catalog.revision && rows.is_empty() {
+        return;
+    }
+    let applied = catalog.apply(rows);
+    match registry.snapshot().apply(&applied, catalog) {
+        Ok(snapshot) => registry.install(snapshot),
+        Err(e) => tracing::error!(
+            revision,
+            error = %e,
+            "a change from the store does not compile on this node; it is not served"
+        ),
+    }
+    catalog.revision = catalog.revision.max(revision);
+}
+
 /// Why a commit did not happen.
 enum Commit {
+    /// The handler refused the change.
+    Api(ApiError),
     /// The changed state does not compile.
     Invalid(BuildError),
     /// The store could not save it.
@@ -146,7 +172,99 @@ impl Admin {
             registry,
             metrics,
             portal_base_url,
+            freshness: None,
+            propagation_timeout: Duration::from_secs(2),
         })
+    }
+
+    /// Makes this admin one node of many: `freshness` drives `/readyz` and
+    /// `tokengate_store_up`; revoking changes wait up to `propagation_timeout` for every live
+    /// node to apply them.
+    pub fn with_cluster(
+        mut self,
+        freshness: Option<Arc<Freshness>>,
+        propagation_timeout: Duration,
+    ) -> Admin {
+        self.freshness = freshness;
+        self.propagation_timeout = propagation_timeout;
+        self
+    }
+
+    /// Whether this node may be sent traffic: its store was loaded (it is running) and it is
+    /// not past `--max-staleness-s`.
+    pub fn is_ready(&self) -> bool {
+        self.freshness.as_ref().is_none_or(|f| !f.is_stale())
+    }
+
+    /// [`Admin::update`] for a change that can take access away (SPEC §4): once committed, it
+    /// waits until every live node has applied it or `--propagation-timeout-s` has passed, and
+    /// returns `{"applied":N,"live":M}` beside the handler's value.
+    pub(crate) async fn update_revoking<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Catalog, &mut ChangeSet) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<(T, serde_json::Value), ApiError> {
+        let (out, revision) = self.update_with_revision(change).await?;
+        let revision = match revision {
+            Some(revision) => revision,
+            None => self.revision().await,
+        };
+        Ok((out, self.wait_for_propagation(revision).await))
+    }
+
+    async fn wait_for_propagation(&self, revision: u64) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + self.propagation_timeout;
+        let mut last = (0, 0);
+        loop {
+            let store = Arc::clone(&self.store);
+            match tokio::task::spawn_blocking(move || store.propagation(revision)).await {
+                Ok(Ok(counted)) => last = counted,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot count the nodes that applied a change")
+                }
+                Err(_) => {}
+            }
+            if (last.1 > 0 && last.0 >= last.1) || tokio::time::Instant::now() >= deadline {
+                return serde_json::json!({"applied": last.0, "live": last.1});
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `GET /v1/nodes`: every node sharing the store (this one alone for the embedded store).
+    pub(super) async fn list_nodes(&self) -> error::Handled {
+        let store = Arc::clone(&self.store);
+        let nodes = tokio::task::spawn_blocking(move || store.nodes())
+            .await
+            .map_err(|_| ApiError::internal("the node list could not be read"))?
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot list the nodes");
+                ApiError::store_unavailable()
+            })?;
+        let revision = self.revision().await;
+        let items = if nodes.is_empty() {
+            serde_json::json!([{
+                "id": "local",
+                "listen": self.portal_base_url,
+                "version": env!("CARGO_PKG_VERSION"),
+                "applied_revision": revision,
+                "heartbeat_age_s": 0.0,
+                "lag": 0,
+                "live": true,
+            }])
+        } else {
+            serde_json::json!(nodes)
+        };
+        error::ok(serde_json::json!({"items": items, "next": null}))
+    }
+
+    /// Gauges of this node's store: `tokengate_config_revision`, `tokengate_store_up`.
+    pub async fn render_store_metrics(&self) -> String {
+        let revision = self.revision().await;
+        let up = self.freshness.as_ref().is_none_or(|f| f.is_up());
+        format!(
+            "# HELP tokengate_config_revision The store revision this node has applied.\n# TYPE tokengate_config_revision gauge\ntokengate_config_revision {revision}\n# HELP tokengate_store_up Whether the last round trip to the store succeeded.\n# TYPE tokengate_store_up gauge\ntokengate_store_up {}\n",
+            u8::from(up)
+        )
     }
 
     /// The registry this admin installs snapshots into; give it to the data plane.
@@ -160,46 +278,87 @@ impl Admin {
         self.catalog.lock().await.to_state()
     }
 
-    /// Commits a change the one way every change is committed. `change` reads the current
-    /// catalog and fills a [`ChangeSet`] with the rows to write (or fails with the answer to
-    /// give); then, on a blocking thread that finishes even if the caller hangs up: apply the rows
-    /// to the catalog, compile what they touch, commit them to the store, install the snapshot.
-    /// If compiling or the store fails, the catalog is restored and nothing is installed.
-    pub async fn update<T>(
+    /// Commits a change the one way every change is committed, on a blocking thread that
+    /// finishes even if the caller hangs up. Inside the store's write transaction (writers on
+    /// every node held off): apply what other nodes committed since this node's revision; run
+    /// `change` against the now current catalog, which fills a [`ChangeSet`] with the rows to
+    /// write (or fails with the answer to give); apply them to the catalog and compile what they
+    /// touch; write them. Once the store has committed, install the snapshot. If compiling or
+    /// the store fails, the catalog is restored and nothing is installed.
+    pub async fn update<T: Send + 'static>(
         &self,
-        change: impl FnOnce(&Catalog, &mut ChangeSet) -> Result<T, ApiError>,
+        change: impl FnOnce(&Catalog, &mut ChangeSet) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.update_with_revision(change).await.map(|(out, _)| out)
+    }
+
+    /// [`Admin::update`], also returning the change's revision (`None` when nothing was written).
+    pub(crate) async fn update_with_revision<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Catalog, &mut ChangeSet) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<(T, Option<u64>), ApiError> {
         let mut guard = Arc::clone(&self.catalog).lock_owned().await;
-        let mut rows = ChangeSet::default();
-        let out = change(&guard, &mut rows)?;
-        if rows.is_empty() {
-            return Ok(out);
-        }
         let store = Arc::clone(&self.store);
         let registry = Arc::clone(&self.registry);
         let commit = tokio::task::spawn_blocking(move || {
-            let applied = guard.apply(rows.clone());
-            let snapshot = match registry.snapshot().apply(&applied, &guard) {
-                Ok(snapshot) => snapshot,
-                Err(e) => {
-                    guard.undo(applied);
-                    return Err(Commit::Invalid(e));
+            let mut change = Some(change);
+            let mut out: Option<Result<T, Commit>> = None;
+            let mut own = None;
+            let mut next = None;
+            let known = guard.revision;
+            let result = store.commit_with(known, &mut |gap| {
+                if let Some((revision, rows)) = gap {
+                    apply_remote(&mut guard, &registry, revision, rows);
                 }
-            };
-            match store.commit(&rows) {
+                let change = change.take().ok_or(Aborted)?;
+                let mut rows = ChangeSet::default();
+                match change(&guard, &mut rows) {
+                    Ok(value) => out = Some(Ok(value)),
+                    Err(e) => {
+                        out = Some(Err(Commit::Api(e)));
+                        return Err(Aborted);
+                    }
+                }
+                if rows.is_empty() {
+                    return Err(Aborted);
+                }
+                let applied = guard.apply(rows.clone());
+                match registry.snapshot().apply(&applied, &guard) {
+                    Ok(snapshot) => next = Some(snapshot),
+                    Err(e) => {
+                        guard.undo(applied);
+                        out = Some(Err(Commit::Invalid(e)));
+                        return Err(Aborted);
+                    }
+                }
+                own = Some(applied);
+                Ok(rows)
+            });
+            match result {
                 Ok(revision) => {
                     guard.revision = revision;
-                    registry.install(snapshot);
-                    Ok(())
+                    if let Some(snapshot) = next {
+                        registry.install(snapshot);
+                    }
+                    out.map(|r| r.map(|value| (value, Some(revision))))
+                        .unwrap_or(Err(Commit::Api(ApiError::internal("the change was lost"))))
                 }
-                Err(e) => {
-                    guard.undo(applied);
+                Err(CommitError::Aborted) => match out {
+                    Some(Ok(value)) => Ok((value, None)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(Commit::Api(ApiError::internal("the change was lost"))),
+                },
+                Err(CommitError::Store(e)) => {
+                    if let Some(applied) = own {
+                        guard.undo(applied);
+                    }
                     Err(Commit::Store(e))
                 }
             }
         });
         match commit.await {
-            Ok(Ok(())) => Ok(out),
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(Commit::Api(e))) => Err(e),
             Ok(Err(Commit::Invalid(e))) => Err(ApiError::from_build(e)),
             Ok(Err(Commit::Store(e))) => {
                 tracing::error!(error = %e, "admin change not applied: the store could not save it");
@@ -212,6 +371,43 @@ impl Admin {
                 ))
             }
         }
+    }
+
+    /// Applies what other nodes committed since this node's revision (a notification, or the
+    /// periodic check). Returns the revision now applied.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let mut guard = Arc::clone(&self.catalog).lock_owned().await;
+        let store = Arc::clone(&self.store);
+        let registry = Arc::clone(&self.registry);
+        let joined = tokio::task::spawn_blocking(move || {
+            if let Some((revision, rows)) = store.changes_since(guard.revision)? {
+                apply_remote(&mut guard, &registry, revision, rows);
+            }
+            Ok(guard.revision)
+        })
+        .await;
+        joined.unwrap_or_else(|e| Err(StoreError::unavailable("store", e.to_string())))
+    }
+
+    /// Reads every object again and applies the difference (after a lost connection, when
+    /// notifications may have been missed). Unchanged objects are not recompiled.
+    pub async fn resync(&self) -> Result<u64, StoreError> {
+        let mut guard = Arc::clone(&self.catalog).lock_owned().await;
+        let store = Arc::clone(&self.store);
+        let registry = Arc::clone(&self.registry);
+        let joined = tokio::task::spawn_blocking(move || {
+            let state = store.load()?;
+            let rows = guard.difference(&state);
+            apply_remote(&mut guard, &registry, state.revision, rows);
+            Ok(guard.revision)
+        })
+        .await;
+        joined.unwrap_or_else(|e| Err(StoreError::unavailable("store", e.to_string())))
+    }
+
+    /// The revision this node has applied.
+    pub async fn revision(&self) -> u64 {
+        self.catalog.lock().await.revision
     }
 
     /// Answers one admin request. Generic over the body so that tests and in-process callers

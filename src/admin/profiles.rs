@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::clients::find_client;
-use super::error::{created, no_content, ok, ApiError, Handled};
+use super::error::{created, no_content_after, ok, with_propagation, ApiError, Handled};
 use super::router::PageQuery;
 use super::{input, new_id, now_ms, Admin, MAX_PROFILES_PER_CLIENT};
 use crate::core::catalog::{Catalog, Kind, Row};
@@ -102,8 +102,8 @@ impl Admin {
         // it may keep the current key.
         input::Obj::new(&body, "", &PROFILE_FIELDS)?;
         let id = id.to_owned();
-        let profile = self
-            .update(move |catalog, rows| {
+        let (profile, propagation) = self
+            .update_revoking(move |catalog, rows| {
                 let obj = input::Obj::new(&body, "", &PROFILE_FIELDS)?;
                 let mut profile = find_profile(catalog, &id)?.clone();
                 if let Some(v) = obj.raw("collections") {
@@ -133,26 +133,27 @@ impl Admin {
             })
             .await?;
         tracing::info!(profile_id = %profile.id, "profile changed");
-        ok(profile_view(&profile))
+        ok(with_propagation(profile_view(&profile), propagation))
     }
 
     pub(super) async fn delete_profile(&self, id: &str) -> Handled {
         let id = id.to_owned();
-        self.update(move |catalog, rows| {
-            find_profile(catalog, &id)?;
-            rows.delete(Kind::Profile, &id);
-            tracing::info!(profile_id = %id, "profile deleted");
-            Ok(())
-        })
-        .await?;
-        Ok(no_content())
+        let ((), propagation) = self
+            .update_revoking(move |catalog, rows| {
+                find_profile(catalog, &id)?;
+                rows.delete(Kind::Profile, &id);
+                tracing::info!(profile_id = %id, "profile deleted");
+                Ok(())
+            })
+            .await?;
+        Ok(no_content_after(&propagation))
     }
 
     pub(super) async fn refresh_profile(&self, id: &str, body: Option<Value>) -> Handled {
         let grace_s = input::grace_s(body.as_ref())?;
         let id = id.to_owned();
-        let (profile, raw_token) = self
-            .update(move |catalog, rows| {
+        let ((profile, raw_token), propagation) = self
+            .update_revoking(move |catalog, rows| {
                 let mut profile = find_profile(catalog, &id)?.clone();
                 let new = token::generate().map_err(|_| {
                     ApiError::internal("the operating system's random generator failed")
@@ -168,7 +169,10 @@ impl Admin {
             })
             .await?;
         tracing::info!(profile_id = %profile.id, grace_s, "profile token refreshed");
-        ok(with_token(profile_view(&profile), raw_token))
+        ok(with_propagation(
+            with_token(profile_view(&profile), raw_token),
+            propagation,
+        ))
     }
 }
 

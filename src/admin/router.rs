@@ -27,6 +27,17 @@ impl Admin {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let method = &parts.method;
 
+        if segments == ["readyz"] {
+            return match *method {
+                Method::GET | Method::HEAD if self.is_ready() => ok(json!({"status": "ready"})),
+                Method::GET | Method::HEAD => Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "this node has lost its store for longer than --max-staleness-s",
+                )),
+                _ => Err(ApiError::method_not_allowed("GET, HEAD")),
+            };
+        }
         if segments == ["healthz"] {
             return match *method {
                 Method::GET | Method::HEAD => ok(json!({"status": "ok"})),
@@ -37,7 +48,11 @@ impl Admin {
 
         match segments.as_slice() {
             ["metrics"] => match *method {
-                Method::GET => Ok(self.render_metrics()),
+                Method::GET => Ok(self.render_metrics().await),
+                _ => Err(ApiError::method_not_allowed("GET")),
+            },
+            ["v1", "nodes"] => match *method {
+                Method::GET => self.list_nodes().await,
                 _ => Err(ApiError::method_not_allowed("GET")),
             },
             ["v1", "collections"] => match *method {
@@ -145,8 +160,9 @@ impl Admin {
         Ok(())
     }
 
-    pub(super) fn render_metrics(&self) -> Response<Full<Bytes>> {
-        let text = (self.metrics)();
+    pub(super) async fn render_metrics(&self) -> Response<Full<Bytes>> {
+        let mut text = (self.metrics)();
+        text.push_str(&self.render_store_metrics().await);
         let mut response = Response::new(Full::new(Bytes::from(text)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

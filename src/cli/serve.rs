@@ -20,12 +20,26 @@ pub struct ServeArgs {
     /// Admin API address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub admin_listen: SocketAddr,
-    /// Directory of the embedded file store and admin.key.
+    /// Directory of the embedded database (tokengate.db), admin.key and secrets.key.
     #[arg(long, default_value = "tokengate-data")]
     pub data_dir: PathBuf,
-    /// Shared PostgreSQL store (postgres://…) — not available in this build.
-    #[arg(long)]
+    /// A PostgreSQL store shared by many nodes (postgres://user@host/db); instead of the
+    /// embedded one. Needs TOKENGATE_ADMIN_KEY and TOKENGATE_SECRETS_KEY, the same on every node.
+    #[arg(
+        long,
+        value_name = "postgres://…",
+        env = "TOKENGATE_STORE",
+        hide_env_values = true
+    )]
     pub store: Option<String>,
+    /// Serve nothing (503 unavailable, /readyz 503) once the last successful round trip to
+    /// the store is older than this many seconds, until the node has resynchronized; off by
+    /// default (a node keeps serving from memory while its store is away).
+    #[arg(long, value_name = "N")]
+    pub max_staleness_s: Option<u64>,
+    /// Seconds a revoking admin change waits for every live node to apply it.
+    #[arg(long, default_value_t = 2)]
+    pub propagation_timeout_s: u64,
     /// Verified-token cache capacity; 0 turns the cache off.
     #[arg(long, default_value_t = 1_000_000)]
     pub cache_capacity: u64,
@@ -100,6 +114,9 @@ impl ServeArgs {
             admin_key: std::env::var("TOKENGATE_ADMIN_KEY")
                 .ok()
                 .filter(|k| !k.is_empty()),
+            store: self.store.clone(),
+            max_staleness: self.max_staleness_s.map(Duration::from_secs),
+            propagation_timeout: Duration::from_secs(self.propagation_timeout_s.min(60)),
             secrets_key: std::env::var(crate::store::secrets::SECRETS_KEY_ENV)
                 .ok()
                 .filter(|k| !k.is_empty()),
@@ -127,9 +144,11 @@ impl ServeArgs {
 /// Runs the server until SIGTERM or SIGINT; returns the exit code.
 pub fn run(args: ServeArgs) -> i32 {
     init_logging(args.log_format);
-    if args.store.is_some() {
-        eprintln!("error: --store postgres://… is not available in this build yet; use the embedded file store (--data-dir)");
-        return 2;
+    if let Some(url) = &args.store {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            eprintln!("error: --store takes a PostgreSQL URL (postgres://user@host/db); leave it out for the embedded store in --data-dir");
+            return 2;
+        }
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();

@@ -282,6 +282,48 @@ impl Catalog {
         }
     }
 
+    /// The rows that turn this catalog into `state`: puts of new and changed objects, deletes of
+    /// objects `state` lacks. Unchanged objects are left out, so applying it recompiles nothing
+    /// that did not change.
+    pub fn difference(&self, state: &State) -> ChangeSet {
+        let mut change = ChangeSet::default();
+        for c in &state.collections {
+            if self.collections.get(&c.id) != Some(c) {
+                change.put(Row::Collection(c.clone()));
+            }
+        }
+        for c in &state.clients {
+            if self.clients.get(&c.id) != Some(c) {
+                change.put(Row::Client(c.clone()));
+            }
+        }
+        for p in &state.profiles {
+            if self.profiles.get(&p.id) != Some(p) {
+                change.put(Row::Profile(p.clone()));
+            }
+        }
+        let keep = |ids: Vec<&String>| -> std::collections::HashSet<String> {
+            ids.into_iter().cloned().collect()
+        };
+        let profiles = keep(state.profiles.iter().map(|p| &p.id).collect());
+        for id in self.profiles.keys().filter(|id| !profiles.contains(*id)) {
+            change.delete(Kind::Profile, id);
+        }
+        let clients = keep(state.clients.iter().map(|c| &c.id).collect());
+        for id in self.clients.keys().filter(|id| !clients.contains(*id)) {
+            change.delete(Kind::Client, id);
+        }
+        let collections = keep(state.collections.iter().map(|c| &c.id).collect());
+        for id in self
+            .collections
+            .keys()
+            .filter(|id| !collections.contains(*id))
+        {
+            change.delete(Kind::Collection, id);
+        }
+        change
+    }
+
     /// Applies `change` in order and returns what each op did.
     pub fn apply(&mut self, change: ChangeSet) -> Vec<Applied> {
         change.ops.into_iter().map(|op| self.apply_op(op)).collect()
@@ -434,6 +476,26 @@ mod tests {
         assert_eq!(last.next, None);
         assert_eq!(catalog.clients_page(None, 5).next, None);
         assert_eq!(catalog.clients_page(Some("zzz"), 5).items.len(), 0);
+    }
+
+    #[test]
+    fn the_difference_to_a_state_holds_only_what_changed() {
+        let mut catalog = Catalog::default();
+        let mut change = ChangeSet::default();
+        for id in ["a", "b", "c"] {
+            change.put(client(id));
+        }
+        catalog.apply(change);
+        let mut target = catalog.to_state();
+        target.clients.retain(|c| c.id != "b");
+        target.clients[0].name = "renamed".into();
+        target.revision = 9;
+        let diff = catalog.difference(&target);
+        assert_eq!(diff.ops.len(), 2, "{diff:?}");
+        catalog.apply(diff);
+        catalog.revision = 9;
+        assert_eq!(catalog.to_state(), target);
+        assert!(catalog.difference(&target).is_empty());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum Reject {
     InvalidRequest(PathError),
     /// The client stopped sending the request body for longer than the body timeout.
     RequestTimeout,
+    /// The node has lost its store for longer than `--max-staleness-s`.
+    Unavailable,
 }
 
 impl Reject {
@@ -62,6 +64,7 @@ impl Reject {
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reject::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Reject::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reject::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -82,6 +85,7 @@ impl Reject {
             Reject::GatewayTimeout => "gateway_timeout",
             Reject::InvalidRequest(_) => "invalid_request",
             Reject::RequestTimeout => "request_timeout",
+            Reject::Unavailable => "unavailable",
         }
     }
 
@@ -111,6 +115,9 @@ impl Reject {
             Reject::GatewayTimeout => "The upstream service did not answer in time.",
             Reject::InvalidRequest(rule) => rule.message(),
             Reject::RequestTimeout => "The request body stopped arriving before it was complete.",
+            Reject::Unavailable => {
+                "This node has lost its configuration store for too long to decide safely; retry on another node."
+            }
         }
     }
 
@@ -168,11 +175,12 @@ impl Reject {
             Reject::InvalidRequest(PathError::NotAbsolute) => 17,
             Reject::RequestTimeout => 18,
             Reject::InvalidRequest(PathError::DotSegmentWithParameters) => 19,
+            Reject::Unavailable => 20,
         }
     }
 
     /// Every error code, once each, in a fixed order: the label values of metrics.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "missing_credentials",
         "multiple_credentials",
         "invalid_token",
@@ -187,6 +195,7 @@ impl Reject {
         "gateway_timeout",
         "invalid_request",
         "request_timeout",
+        "unavailable",
     ];
 
     /// Position of this refusal's code in [`Reject::CODES`].
@@ -206,11 +215,12 @@ impl Reject {
             Reject::GatewayTimeout => 11,
             Reject::InvalidRequest(_) => 12,
             Reject::RequestTimeout => 13,
+            Reject::Unavailable => 14,
         }
     }
 
     /// Every variant (one per message), for tests and the prebuilt bodies.
-    pub const ALL: [Reject; 20] = [
+    pub const ALL: [Reject; 21] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
@@ -231,6 +241,7 @@ impl Reject {
         Reject::InvalidRequest(PathError::NotAbsolute),
         Reject::RequestTimeout,
         Reject::InvalidRequest(PathError::DotSegmentWithParameters),
+        Reject::Unavailable,
     ];
 }
 

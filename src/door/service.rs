@@ -72,6 +72,8 @@ pub struct FrontDoor {
     pub trusted_proxies: Vec<Cidr>,
     /// The access log, when on.
     pub access_log: Option<AccessLog>,
+    /// Whether this node's view of the store is too old to serve (`--max-staleness-s`).
+    pub freshness: Option<Arc<crate::server::freshness::Freshness>>,
 }
 
 impl FrontDoor {
@@ -91,6 +93,7 @@ impl FrontDoor {
             limits,
             trusted_proxies: Vec::new(),
             access_log: None,
+            freshness: None,
         }
     }
 
@@ -145,6 +148,9 @@ impl FrontDoor {
         };
         if let Some(log) = &mut log {
             log.path = path.to_string();
+        }
+        if self.freshness.as_ref().is_some_and(|f| f.is_stale()) {
+            return self.refuse(Reject::Unavailable, peer, &path, log, started);
         }
         let snapshot = self.registry.load();
         let verdict = {

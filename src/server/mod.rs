@@ -3,7 +3,9 @@
 //! - [`listener`]: the HTTP/1.1 accept loop: connection cap, header timeout, graceful drain.
 //! - [`metrics`]: the Prometheus registry the data plane records into and `GET /metrics` renders.
 //! - [`send_timeout`]: cuts off a peer that stops reading its response.
+//! - [`freshness`]: how old this node's view of the store is (`--max-staleness-s`).
 
+pub mod freshness;
 pub mod listener;
 pub mod metrics;
 pub mod send_timeout;

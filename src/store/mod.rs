@@ -1,5 +1,6 @@
 //! Durable storage: where the objects and the admin key live, behind the [`Store`] trait. One
-//! file per backend; today the embedded SQLite store ([`sqlite`]). Shared here: the errors, the
+//! file per backend: the embedded SQLite store ([`sqlite`]) and PostgreSQL for many nodes
+//! ([`postgres`]). Shared here: the errors, the
 //! durable file write used for key files (temporary file → fsync → rename → fsync directory), the
 //! admin key, the secrets key that seals HS256 secrets ([`secrets`]), the import of an earlier
 //! version's `state.json` ([`import`]), and the lock that keeps a second server off a data
@@ -7,11 +8,13 @@
 
 mod import;
 mod lock;
+pub mod postgres;
 pub mod secrets;
 mod sqlite;
 
 pub use import::STATE_FILE;
 pub use lock::{DataDirLock, LOCK_FILE};
+pub use postgres::{NodeInfo, PgStore};
 pub use secrets::{load_or_create_secrets_key, SecretsKey, SecretsKeySource};
 pub use sqlite::{OpenEvent, SqliteStore, DB_FILE};
 
@@ -29,14 +32,88 @@ pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// Prefix of the temporary files written before the atomic rename.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
-/// Where the objects live. Both calls block (run them off the async workers).
+/// Rows other nodes committed that this node has not applied: the latest revision, and the
+/// current value of every row those changes touched (a delete where the row is gone).
+pub type Gap = Option<(u64, ChangeSet)>;
+
+/// `prepare` of [`Store::commit_with`] gave up: nothing is written (the caller knows why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aborted;
+
+/// Why [`Store::commit_with`] wrote nothing.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The store failed (unreachable, disk error): answer 503 `store_unavailable`.
+    Store(StoreError),
+    /// `prepare` aborted.
+    Aborted,
+}
+
+/// One node as the store's `nodes` table sees it (SPEC §6).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node's id (random per process).
+    pub id: String,
+    /// Data-plane and admin listen addresses.
+    pub listen: String,
+    /// The tokengate version it runs.
+    pub version: String,
+    /// The revision it has applied.
+    pub applied_revision: u64,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: f64,
+    /// Revisions it is behind the store.
+    pub lag: u64,
+    /// Whether its heartbeat is younger than 5 s.
+    pub live: bool,
+}
+
+/// Where the objects live. Every call blocks: run them off the async workers
+/// (`spawn_blocking`).
 pub trait Store: Send + Sync {
     /// Reads every stored object, with secrets opened, and the revision they reflect. An empty
     /// store is an empty state at revision 0.
     fn load(&self) -> Result<State, StoreError>;
-    /// Writes `change` as one transaction and returns the new revision; when this returns `Ok`,
-    /// a crash loses nothing. On `Err` nothing of `change` was written.
-    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError>;
+
+    /// Commits one change as one transaction, with writers on every node sharing the store held
+    /// off until it ends. `prepare` runs inside it: it gets the [`Gap`] between `known_revision`
+    /// and the store's latest revision (to apply first, so that it decides on current data) and
+    /// returns the rows to write, or [`Aborted`]. Returns the change's revision; when this
+    /// returns `Ok`, a crash loses nothing. On `Err` nothing was written.
+    fn commit_with(
+        &self,
+        known_revision: u64,
+        prepare: &mut dyn FnMut(Gap) -> Result<ChangeSet, Aborted>,
+    ) -> Result<u64, CommitError>;
+
+    /// Commits `change` as is (seeding, tools, tests); returns its revision.
+    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError> {
+        let mut once = Some(change.clone());
+        match self.commit_with(u64::MAX, &mut |_| once.take().ok_or(Aborted)) {
+            Ok(revision) => Ok(revision),
+            Err(CommitError::Store(e)) => Err(e),
+            Err(CommitError::Aborted) => Err(StoreError::unavailable("store", "commit aborted")),
+        }
+    }
+
+    /// The changes committed after `known_revision` (by other nodes); `None` when there are none.
+    /// A single-process store has none.
+    fn changes_since(&self, known_revision: u64) -> Result<Gap, StoreError> {
+        let _ = known_revision;
+        Ok(None)
+    }
+
+    /// How many live nodes have applied `revision`, and how many nodes are live (SPEC §4's
+    /// `propagation`). A single-process store: `(1, 1)`, this node.
+    fn propagation(&self, revision: u64) -> Result<(u32, u32), StoreError> {
+        let _ = revision;
+        Ok((1, 1))
+    }
+
+    /// Every node sharing the store; empty for a single-process store.
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// What went wrong in the store.

@@ -18,7 +18,7 @@ use super::import::{
     imported_name, read_state_file, remove_leftover_temp_files, rename_state_file,
 };
 use super::secrets::SecretsKey;
-use super::{ensure_data_dir, Store, StoreError, StoreErrorKind};
+use super::{ensure_data_dir, Aborted, CommitError, Gap, Store, StoreError, StoreErrorKind};
 use crate::core::catalog::{ChangeSet, Kind, Row, RowOp};
 use crate::core::model::{AuthConfig, Profile, State};
 
@@ -166,10 +166,15 @@ impl SqliteStore {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let name = imported_name(now_s);
+        let mut rows = Some(ChangeSet::from_state(&state));
         self.write(
-            &ChangeSet::from_state(&state),
+            &mut |_| rows.take().ok_or(Aborted),
             Some((state.revision, &name)),
-        )?;
+        )
+        .map_err(|e| match e {
+            CommitError::Store(e) => e,
+            CommitError::Aborted => StoreError::unavailable(&self.path, "the import was aborted"),
+        })?;
         let renamed_to = rename_state_file(data_dir, &name)?;
         Ok(Some(OpenEvent::Imported {
             renamed_to,
@@ -191,16 +196,37 @@ impl SqliteStore {
         sql_error(&self.path, doing, e)
     }
 
-    /// Writes `change` in one transaction; with `import`, sets the revision to its first member
-    /// and records the import under its second, else bumps the revision. Returns the revision.
-    fn write(&self, change: &ChangeSet, import: Option<(u64, &str)>) -> Result<u64, StoreError> {
+    /// Writes what `prepare` returns in one transaction; with `import`, sets the revision to its
+    /// first member and records the import under its second, else bumps the revision. Returns
+    /// the revision. One process owns the database (the data-dir lock), so there is never a gap.
+    fn write(
+        &self,
+        prepare: &mut dyn FnMut(Gap) -> Result<ChangeSet, Aborted>,
+        import: Option<(u64, &str)>,
+    ) -> Result<u64, CommitError> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.error("cannot begin a transaction", e))?;
+            .map_err(|e| CommitError::Store(self.error("cannot begin a transaction", e)))?;
+        let change = prepare(None).map_err(|Aborted| CommitError::Aborted)?;
+        self.write_rows(&tx, &change, import)
+            .map_err(CommitError::Store)
+            .and_then(|revision| {
+                tx.commit()
+                    .map_err(|e| CommitError::Store(self.error("cannot commit the change", e)))?;
+                Ok(revision)
+            })
+    }
+
+    fn write_rows(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        change: &ChangeSet,
+        import: Option<(u64, &str)>,
+    ) -> Result<u64, StoreError> {
         for op in &change.ops {
             match op {
-                RowOp::Put(row) => self.put(&tx, row)?,
+                RowOp::Put(row) => self.put(tx, row)?,
                 RowOp::Delete(kind, id) => {
                     tx.execute(&format!("DELETE FROM {} WHERE id = ?1", table(*kind)), [id])
                         .map_err(|e| self.error("cannot delete a row", e))?;
@@ -230,8 +256,6 @@ impl SqliteStore {
                 )
                 .map_err(|e| self.error("cannot bump the revision", e))?,
         };
-        tx.commit()
-            .map_err(|e| self.error("cannot commit the change", e))?;
         Ok(u64::try_from(revision).unwrap_or(0))
     }
 
@@ -347,8 +371,12 @@ impl Store for SqliteStore {
         Ok(state)
     }
 
-    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError> {
-        self.write(change, None)
+    fn commit_with(
+        &self,
+        _known_revision: u64,
+        prepare: &mut dyn FnMut(Gap) -> Result<ChangeSet, Aborted>,
+    ) -> Result<u64, CommitError> {
+        self.write(prepare, None)
     }
 }
 

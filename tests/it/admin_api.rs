@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use tokengate::core::catalog::ChangeSet;
 use tokengate::core::model::State;
 use tokengate::core::token::token_digest;
-use tokengate::store::{load_or_create_secrets_key, SqliteStore, Store, StoreError};
+use tokengate::store::{
+    load_or_create_secrets_key, Aborted, CommitError, Gap, SqliteStore, Store, StoreError,
+};
 
 fn orders_collection(path: &str) -> Value {
     json!({
@@ -225,6 +227,12 @@ async fn collections_create_list_get_replace_delete() {
     assert_eq!(replaced["endpoints"][0]["active"], false);
     assert_eq!(replaced["endpoints"].as_array().unwrap().len(), 2);
     assert_ne!(replaced["endpoints"][1]["id"], endpoints[1]["id"]);
+    // A replace can take access away: it says how far it has propagated (one node here).
+    let mut replaced = replaced;
+    assert_eq!(
+        replaced.as_object_mut().unwrap().remove("propagation"),
+        Some(json!({"applied": 1, "live": 1}))
+    );
     let (_, one) = server
         .call("GET", &format!("/v1/collections/{id}"), None)
         .await;
@@ -1078,11 +1086,20 @@ impl Store for FlakyStore {
         self.inner.load()
     }
 
-    fn commit(&self, change: &ChangeSet) -> Result<u64, StoreError> {
+    fn commit_with(
+        &self,
+        known_revision: u64,
+        prepare: &mut dyn FnMut(Gap) -> Result<ChangeSet, Aborted>,
+    ) -> Result<u64, CommitError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable("db", "the database is unreachable"));
+            // The change is prepared (applied in memory, compiled), then the commit fails.
+            prepare(None).map_err(|Aborted| CommitError::Aborted)?;
+            return Err(CommitError::Store(StoreError::unavailable(
+                "db",
+                "the database is unreachable",
+            )));
         }
-        self.inner.commit(change)
+        self.inner.commit_with(known_revision, prepare)
     }
 }
 
