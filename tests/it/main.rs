@@ -9,6 +9,7 @@ mod admin_to_door;
 mod bench_harness;
 mod cidr;
 mod cli;
+mod cluster;
 mod decision;
 mod durability;
 mod forwarding;

@@ -6,6 +6,7 @@
 
 pub mod fixtures;
 pub mod gateway;
+pub mod pg;
 pub mod process;
 pub mod upstream;
 pub mod wire;

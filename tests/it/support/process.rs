@@ -25,6 +25,11 @@ impl Served {
     /// Starts `tokengate serve` over `data_dir` with the test admin key and `extra` flags, and
     /// waits (up to 20 s) until it logs the addresses it serves on.
     pub async fn spawn(data_dir: &Path, extra: &[&str]) -> Served {
+        Self::spawn_with_env(data_dir, extra, &[]).await
+    }
+
+    /// [`Served::spawn`] with extra environment variables.
+    pub async fn spawn_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tokengate"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
@@ -34,6 +39,7 @@ impl Served {
             .env("TOKENGATE_ADMIN_KEY", ADMIN_KEY)
             .env("TOKENGATE_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

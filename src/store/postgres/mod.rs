@@ -23,47 +23,21 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Mutex};
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls};
 
+mod schema;
+
+use self::schema::migrate;
 use super::secrets::SecretsKey;
 use super::sqlite::{open_profile, seal_profile};
 use super::{Aborted, CommitError, Gap, NodeStatus, Store, StoreError, StoreErrorKind};
 use crate::core::catalog::{ChangeSet, Kind, Row, RowOp};
 use crate::core::model::{Client as ClientRow, Collection, Profile, State};
 
-/// The schema version this build creates and reads.
-const SCHEMA_VERSION: i32 = 1;
-/// Advisory lock held while migrating.
-const MIGRATE_LOCK: i64 = 0x746f_6b65_6e67_0001;
 /// Advisory lock held by every writing transaction.
 const WRITE_LOCK: i64 = 0x746f_6b65_6e67_0002;
 /// The channel changes are announced on.
 pub const CHANNEL: &str = "tokengate_changes";
 /// A node is live while its heartbeat is younger than this (SPEC §4).
 const LIVE_SECONDS: f64 = 5.0;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE tokengate_collections (id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
-CREATE TABLE tokengate_clients (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE tokengate_profiles (
-    id TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL REFERENCES tokengate_clients (id),
-    body TEXT NOT NULL,
-    secret_sealed BYTEA
-);
-CREATE INDEX tokengate_profiles_by_client ON tokengate_profiles (client_id);
-CREATE TABLE tokengate_changes (
-    revision BIGINT PRIMARY KEY,
-    committed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    touched TEXT[] NOT NULL
-);
-CREATE TABLE tokengate_nodes (
-    id TEXT PRIMARY KEY,
-    listen TEXT NOT NULL,
-    version TEXT NOT NULL,
-    applied_revision BIGINT NOT NULL,
-    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-";
 
 /// Who this node is, for the `nodes` table.
 #[derive(Debug, Clone)]
@@ -94,7 +68,7 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-fn pg_error(doing: &str, e: tokio_postgres::Error) -> StoreError {
+pub(super) fn pg_error(doing: &str, e: tokio_postgres::Error) -> StoreError {
     // The driver's message names the server's error, never the connection string's password.
     StoreError::unavailable("postgres", format!("{doing}: {e}"))
 }
@@ -489,48 +463,6 @@ async fn latest_revision(client: &impl GenericClient) -> Result<u64, StoreError>
         .await
         .map_err(|e| pg_error("cannot read the latest revision", e))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-}
-
-async fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let err = |doing: &'static str| move |e| pg_error(doing, e);
-    let tx = client
-        .transaction()
-        .await
-        .map_err(err("cannot begin the migration"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
-        .await
-        .map_err(err("cannot take the migration lock"))?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS tokengate_schema (version INTEGER NOT NULL)")
-        .await
-        .map_err(err("cannot create the schema table"))?;
-    let version: Option<i32> = tx
-        .query_opt("SELECT max(version) FROM tokengate_schema", &[])
-        .await
-        .map_err(err("cannot read the schema version"))?
-        .and_then(|row| row.get(0));
-    match version {
-        None => {
-            tx.batch_execute(SCHEMA_V1).await.map_err(err("cannot create the schema"))?;
-            tx.execute("INSERT INTO tokengate_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])
-                .await
-                .map_err(err("cannot record the schema version"))?;
-            tracing::info!(version = SCHEMA_VERSION, "created the PostgreSQL schema");
-        }
-        Some(v) if v == SCHEMA_VERSION => {}
-        Some(v) => {
-            return Err(StoreError {
-                kind: StoreErrorKind::UnsupportedFormat,
-                path: "postgres".into(),
-                message: format!(
-                    "the database has schema version {v}, but this build reads only version {SCHEMA_VERSION}; use a newer tokengate"
-                ),
-                source: None,
-            })
-        }
-    }
-    tx.commit()
-        .await
-        .map_err(err("cannot commit the migration"))
 }
 
 impl Store for PgStore {
