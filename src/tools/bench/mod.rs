@@ -18,7 +18,8 @@
 //! | `forward` | `API-Token` through the proxy to an in-process upstream answering `200 {"ok":true}` |
 //!
 //! `--store-scale N,…` runs [`store_scale`] instead: start time and admin write latency with N
-//! profiles stored.
+//! profiles stored. `--store postgres://…` alone runs [`cluster`]: three nodes, commit-to-applied
+//! propagation p50/p99.
 //!
 //! Why `rs256-miss` uses an uncached server rather than a pool of unique tokens (varying `jti`):
 //! every token needs its own RSA signature (`openssl speed rsa2048`: 0.22 ms per sign on the
@@ -35,6 +36,7 @@
 //! (api-token 61k/76k split vs 57k/78k shared); the generator costs about 5 µs of CPU per request
 //! (api-token: 7 µs/request server-only in split, 12 µs/request server + generator in shared).
 
+pub mod cluster;
 pub mod cpu;
 pub mod histogram;
 pub mod load;
@@ -138,6 +140,14 @@ pub struct BenchArgs {
     /// and measure start time and admin write latency (`--store-scale 1000,10000,100000`).
     #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
     pub store_scale: Vec<usize>,
+    /// Instead of the scenarios: start three nodes on this PostgreSQL server (in a new database)
+    /// and measure commit-to-applied propagation over `--propagation-changes` changes; with
+    /// `--store-scale`, run the scale benchmark on PostgreSQL.
+    #[arg(long, value_name = "postgres://…")]
+    pub store: Option<String>,
+    /// Changes timed by the propagation benchmark.
+    #[arg(long, default_value_t = 1000)]
+    pub propagation_changes: usize,
 }
 
 /// Why the harness could not run.
@@ -191,8 +201,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs the harness; returns the process exit code (1 when it could not run or saw unexpected
 /// outcomes: numbers from a server that answers wrongly are not worth reporting as fine).
 pub fn run(args: BenchArgs) -> i32 {
+    if let (Some(url), true) = (&args.store, args.store_scale.is_empty()) {
+        return match cluster::run(url, args.propagation_changes) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     if !args.store_scale.is_empty() {
-        return match store_scale::run(&args.store_scale, args.json) {
+        return match store_scale::run(&args.store_scale, args.store.as_deref(), args.json) {
             Ok(_) => 0,
             Err(e) => {
                 eprintln!("error: {e}");

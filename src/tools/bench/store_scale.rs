@@ -6,6 +6,7 @@
 //! compile every profile, parse every RSA key); then admin writes go through the real admin API
 //! over loopback, one at a time, in a fixed rotation — rename a profile, refresh a token, create
 //! a client, disable and enable a profile — and their latencies give p50 and p99.
+//! With `--store postgres://…` the same runs on PostgreSQL, each size in a database of its own.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use crate::tools::demo::{
 /// Admin writes timed per size.
 const WRITES: usize = 400;
 /// The admin key of the benchmark server (never a real one).
-const BENCH_ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
+pub(super) const BENCH_ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
 
 /// One size's numbers.
 #[derive(Debug, Clone)]
@@ -48,8 +49,13 @@ pub struct ScaleResult {
     pub writes: usize,
 }
 
-/// Runs every size in `sizes` and prints a table (or JSON lines with `json`).
-pub fn run(sizes: &[usize], json_out: bool) -> Result<Vec<ScaleResult>, BenchError> {
+/// Runs every size in `sizes` and prints a table (or JSON lines with `json`). With `store` (a
+/// PostgreSQL URL) each size runs in a new database made on that server (and dropped after).
+pub fn run(
+    sizes: &[usize],
+    store: Option<&str>,
+    json_out: bool,
+) -> Result<Vec<ScaleResult>, BenchError> {
     if !json_out {
         println!(
             "{:>9} {:>7} {:>8} {:>8} {:>10} {:>10} {:>7}",
@@ -58,7 +64,7 @@ pub fn run(sizes: &[usize], json_out: bool) -> Result<Vec<ScaleResult>, BenchErr
     }
     let mut results = Vec::new();
     for &size in sizes {
-        let r = one_size(size)?;
+        let r = one_size(size, store)?;
         if json_out {
             println!(
                 "{}",
@@ -112,22 +118,36 @@ fn scale_state(profiles: usize) -> Result<(State, usize), BenchError> {
     Ok((state, rs256))
 }
 
-fn one_size(size: usize) -> Result<ScaleResult, BenchError> {
+fn one_size(size: usize, store: Option<&str>) -> Result<ScaleResult, BenchError> {
     let temp = TempDir::new()?;
     let (state, rs256) = scale_state(size)?;
+    let runtime = super::runtime("store-scale", 2)?;
+    let database = match store {
+        Some(url) => Some(runtime.block_on(super::cluster::fresh_database(url))?),
+        None => None,
+    };
     let seeded = Instant::now();
-    {
-        let (secrets, _) = load_or_create_secrets_key(temp.path(), None, true)
-            .map_err(BenchError::from_display)?;
-        let (store, _) =
-            SqliteStore::open(temp.path(), secrets).map_err(BenchError::from_display)?;
-        store
-            .commit(&ChangeSet::from_state(&state))
-            .map_err(BenchError::from_display)?;
+    match &database {
+        None => {
+            let (secrets, _) = load_or_create_secrets_key(temp.path(), None, true)
+                .map_err(BenchError::from_display)?;
+            let (store, _) =
+                SqliteStore::open(temp.path(), secrets).map_err(BenchError::from_display)?;
+            store
+                .commit(&ChangeSet::from_state(&state))
+                .map_err(BenchError::from_display)?;
+        }
+        Some(url) => {
+            let store = runtime.block_on(super::cluster::pg_store(url))?;
+            let rows = ChangeSet::from_state(&state);
+            // The store's blocking calls must run off the runtime's workers.
+            std::thread::scope(|scope| scope.spawn(|| store.commit(&rows)).join())
+                .map_err(|_| BenchError::new("the seeding thread failed"))?
+                .map_err(BenchError::from_display)?;
+        }
     }
     let seed_s = seeded.elapsed().as_secs_f64();
 
-    let runtime = super::runtime("store-scale", 2)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let started = Instant::now();
     let running = runtime
@@ -136,6 +156,8 @@ fn one_size(size: usize) -> Result<ScaleResult, BenchError> {
             admin_listen: loopback,
             data_dir: temp.path().to_owned(),
             admin_key: Some(BENCH_ADMIN_KEY.to_owned()),
+            secrets_key: Some(super::cluster::BENCH_SECRETS_KEY.to_owned()),
+            store: database.clone(),
             ..ServeConfig::default()
         }))
         .map_err(BenchError::from_display)?;
@@ -188,6 +210,9 @@ fn one_size(size: usize) -> Result<ScaleResult, BenchError> {
         }
     }
     runtime.block_on(running.shutdown());
+    if let (Some(url), Some(database)) = (store, &database) {
+        runtime.block_on(super::cluster::drop_database(url, database));
+    }
     times.sort();
     let quantile = |q: f64| {
         let index = ((times.len() as f64 - 1.0) * q).round() as usize;
