@@ -35,7 +35,7 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        match follow(&admin, &store, &freshness, &mut shutdown, was_down).await {
+        match follow(&admin, &store, &freshness, &mut shutdown, &mut was_down).await {
             Ok(()) => break,
             Err(e) => {
                 freshness.mark_down();
@@ -59,13 +59,14 @@ async fn follow(
     store: &PgStore,
     freshness: &Freshness,
     shutdown: &mut watch::Receiver<bool>,
-    resync: bool,
+    was_down: &mut bool,
 ) -> Result<(), crate::store::StoreError> {
     let (_listener, mut notifications) = store.listen().await?;
     // Listening before reading: a change committed in between is both read and announced.
-    if resync {
+    if *was_down {
         let revision = admin.resync().await?;
         tracing::info!(revision, "store back; resynchronized in full");
+        *was_down = false;
     } else {
         admin.catch_up().await?;
     }
@@ -83,6 +84,9 @@ async fn follow(
                     let applied = admin.catch_up().await?;
                     store.heartbeat(applied).await?;
                     freshness.mark_ok();
+                    if let Some(age) = store.commit_age(applied).await? {
+                        freshness.record_propagation(Duration::from_secs_f64(age.max(0.0)));
+                    }
                 }
             }
             _ = tick.tick() => {

@@ -264,7 +264,11 @@ impl Admin {
         format!(
             "# HELP tokengate_config_revision The store revision this node has applied.\n# TYPE tokengate_config_revision gauge\ntokengate_config_revision {revision}\n# HELP tokengate_store_up Whether the last round trip to the store succeeded.\n# TYPE tokengate_store_up gauge\ntokengate_store_up {}\n",
             u8::from(up)
-        )
+        ) + &self
+            .freshness
+            .as_ref()
+            .map(|f| f.render_propagation())
+            .unwrap_or_default()
     }
 
     /// The registry this admin installs snapshots into; give it to the data plane.

@@ -1,7 +1,8 @@
 //! How fresh this node's view of the store is: the time of its last successful round trip to
 //! the store, and whether that is older than `--max-staleness-s` (SPEC §6). Shared by the node's
 //! sync loop (which marks round trips), the data plane (which answers 503 `unavailable` while
-//! stale) and the admin API (`/readyz`, the `tokengate_store_up` metric).
+//! stale) and the admin API (`/readyz`, the `tokengate_store_up` metric); and how long changes
+//! took from their commit to being applied here (`tokengate_config_propagation_seconds`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +17,14 @@ pub struct Freshness {
     up: AtomicBool,
     /// Older than this is stale; `None` serves from memory however old (the default).
     max_staleness: Option<Duration>,
+    /// Commit-to-applied counts per bucket of [`PROPAGATION_BUCKETS_MS`] (the last: past all).
+    propagation: [AtomicU64; PROPAGATION_BUCKETS_MS.len() + 1],
+    /// Sum of the recorded propagation times, in microseconds.
+    propagation_sum_us: AtomicU64,
 }
+
+/// Upper bounds of the propagation histogram's buckets, in milliseconds.
+const PROPAGATION_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1_000, 5_000];
 
 impl Freshness {
     /// Fresh now, with `max_staleness` as the bound (`None`: never stale).
@@ -26,7 +34,43 @@ impl Freshness {
             last_ok_ms: AtomicU64::new(0),
             up: AtomicBool::new(true),
             max_staleness,
+            propagation: Default::default(),
+            propagation_sum_us: AtomicU64::new(0),
         }
+    }
+
+    /// Records how long a change took from its commit (the database's clock) to being applied
+    /// on this node (also the database's clock, read right after).
+    pub fn record_propagation(&self, took: Duration) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let bucket = PROPAGATION_BUCKETS_MS
+            .iter()
+            .position(|&bound| ms < bound)
+            .unwrap_or(PROPAGATION_BUCKETS_MS.len());
+        self.propagation[bucket].fetch_add(1, Ordering::Relaxed);
+        self.propagation_sum_us.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `tokengate_config_propagation_seconds` in the Prometheus text format.
+    pub fn render_propagation(&self) -> String {
+        let mut out = String::new();
+        let counts: Vec<u64> = self
+            .propagation
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        crate::server::metrics::render_histogram(
+            &mut out,
+            "tokengate_config_propagation_seconds",
+            "Time from a change's commit in the store to its being applied on this node.",
+            PROPAGATION_BUCKETS_MS.iter().map(|&ms| ms as f64 / 1000.0),
+            &counts,
+            self.propagation_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        );
+        out
     }
 
     fn now_ms(&self) -> u64 {

@@ -201,7 +201,7 @@ impl Metrics {
 
 /// Writes one Prometheus histogram: `counts[i]` is the count of bucket `i` (the last one past
 /// every bound), rendered cumulatively with `le` in seconds, then `_sum` and `_count`.
-fn render_histogram(
+pub(crate) fn render_histogram(
     out: &mut String,
     name: &str,
     help: &str,

@@ -144,8 +144,20 @@ impl SqliteStore {
             .map_err(|e| self.error("cannot read the import marker", e))?
         };
         if let Some(name) = marker {
-            // Imported before a crash that came ahead of the rename: finish the rename only.
-            if data_dir.join(super::import::STATE_FILE).exists() {
+            let state_file = data_dir.join(super::import::STATE_FILE);
+            if state_file.exists() {
+                if data_dir.join(&name).exists() {
+                    // Never rename over the kept copy, never import twice: the operator decides.
+                    return Err(StoreError {
+                        kind: StoreErrorKind::Corrupt,
+                        path: state_file,
+                        message: format!(
+                            "a state.json sits beside a database that already imported one (kept as {name}); move it aside: the database is what tokengate serves"
+                        ),
+                        source: None,
+                    });
+                }
+                // Imported before a crash that came ahead of the rename: finish the rename only.
                 rename_state_file(data_dir, &name)?;
             }
             return Ok(None);

@@ -187,12 +187,20 @@ fn a_state_file_is_imported_once_then_renamed_never_deleted() {
     change.delete(Kind::Profile, "p1");
     store.commit(&change).unwrap();
     drop(store);
-    // A restart imports nothing again, even if a state.json shows up again.
-    fs::write(tmp.path().join("state.json"), &text).unwrap();
+    // A restart imports nothing again.
     let (secrets, _) = load_or_create_secrets_key(tmp.path(), None, true).unwrap();
     let (store, event) = SqliteStore::open(tmp.path(), secrets).unwrap();
     assert_eq!(event, None);
     assert!(store.load().unwrap().profiles.is_empty());
+    drop(store);
+    // A state.json put back is refused, and the kept copy is not overwritten.
+    fs::write(tmp.path().join("state.json"), "{}").unwrap();
+    let (secrets, _) = load_or_create_secrets_key(tmp.path(), None, true).unwrap();
+    let err = SqliteStore::open(tmp.path(), secrets)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already imported"), "{err}");
+    assert_eq!(fs::read_to_string(&renamed_to).unwrap(), text);
 }
 
 #[test]

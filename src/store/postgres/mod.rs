@@ -149,8 +149,9 @@ impl PgStore {
         result
     }
 
-    /// Records this node's heartbeat and applied revision (registering it again if its row was
-    /// removed) and returns the store's latest revision: the round trip `--max-staleness-s`
+    /// Records this node's heartbeat and applied revision (never lowering it: a heartbeat that
+    /// read the revision just before this node's own commit must not undo the commit's record;
+    /// registering the node again if its row was removed) and returns the store's latest revision: the round trip `--max-staleness-s`
     /// counts on.
     pub async fn heartbeat(&self, applied: u64) -> Result<u64, StoreError> {
         let node = self.node.clone();
@@ -160,12 +161,31 @@ impl PgStore {
                 .execute(
                     "INSERT INTO tokengate_nodes (id, listen, version, applied_revision)
                      VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), applied_revision = $4",
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
+                         applied_revision = GREATEST(tokengate_nodes.applied_revision, $4)",
                     &[&node.id, &node.listen, &env!("CARGO_PKG_VERSION"), &applied],
                 )
                 .await
                 .map_err(|e| pg_error("cannot record the heartbeat", e))?;
             latest_revision(client).await
+        })
+        .await
+    }
+
+    /// Seconds from the commit of `revision` to now, both on the database's clock (so nodes'
+    /// clocks do not matter); `None` when the change log has no such revision.
+    pub async fn commit_age(&self, revision: u64) -> Result<Option<f64>, StoreError> {
+        let revision = i64::try_from(revision).unwrap_or(i64::MAX);
+        self.with_client(async move |client| {
+            let row = client
+                .query_opt(
+                    "SELECT EXTRACT(EPOCH FROM clock_timestamp() - committed_at)::FLOAT8
+                     FROM tokengate_changes WHERE revision = $1",
+                    &[&revision],
+                )
+                .await
+                .map_err(|e| pg_error("cannot read a change's commit time", e))?;
+            Ok(row.map(|r| r.get::<_, f64>(0)))
         })
         .await
     }
