@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use crate::support::fixtures::jwt_config;
 use crate::support::{mode, open_store, store_bytes, TempDir};
 use tokengate::core::catalog::{ChangeSet, Kind};
 use tokengate::core::model::{
@@ -76,14 +77,8 @@ fn hs256_profile(id: &str, secret: &str) -> Profile {
     let mut profile = sample_state().profiles.remove(0);
     profile.id = id.into();
     profile.auth = AuthConfig::Jwt(JwtConfig {
-        alg: JwtAlg::HS256,
         secret: Some(secret.into()),
-        secret_is_base64: false,
-        public_key: None,
-        required_claims: vec![],
-        max_lifetime_s: None,
-        allowed_issuers: vec![],
-        leeway_s: None,
+        ..jwt_config(JwtAlg::HS256)
     });
     profile
 }

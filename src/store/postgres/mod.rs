@@ -485,16 +485,22 @@ async fn latest_revision(client: &impl GenericClient) -> Result<u64, StoreError>
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
+/// A read-only REPEATABLE READ transaction: every query in it sees one snapshot, so the rows
+/// and the revision read together agree.
+async fn snapshot_read(client: &mut Client) -> Result<tokio_postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| pg_error("cannot begin a read", e))
+}
+
 impl Store for PgStore {
     fn load(&self) -> Result<State, StoreError> {
         self.handle.block_on(self.with_client(async |client| {
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(|e| pg_error("cannot begin a read", e))?;
+            let tx = snapshot_read(client).await?;
             let revision = latest_revision(&tx).await?;
             let rows = self.read_rows(&tx, None).await?;
             let mut state = State {
@@ -526,13 +532,7 @@ impl Store for PgStore {
 
     fn changes_since(&self, known_revision: u64) -> Result<Gap, StoreError> {
         self.handle.block_on(self.with_client(async |client| {
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(|e| pg_error("cannot begin a read", e))?;
+            let tx = snapshot_read(client).await?;
             let latest = latest_revision(&tx).await?;
             let gap = if latest > known_revision {
                 Some((latest, self.gap(&tx, known_revision).await?))
