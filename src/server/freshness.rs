@@ -43,10 +43,7 @@ impl Freshness {
     /// on this node (also the database's clock, read right after).
     pub fn record_propagation(&self, took: Duration) {
         let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        let bucket = PROPAGATION_BUCKETS_MS
-            .iter()
-            .position(|&bound| ms < bound)
-            .unwrap_or(PROPAGATION_BUCKETS_MS.len());
+        let bucket = crate::server::metrics::bucket_index(&PROPAGATION_BUCKETS_MS, ms);
         self.propagation[bucket].fetch_add(1, Ordering::Relaxed);
         self.propagation_sum_us.fetch_add(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),

@@ -100,10 +100,7 @@ impl Metrics {
             CacheUse::NotUsed => 0,
         };
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&bound| micros < bound)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
+        let bucket = bucket_index(&LATENCY_BUCKETS_US, micros);
         shard.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         shard.latency_sum_ns.fetch_add(
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
@@ -115,10 +112,7 @@ impl Metrics {
     pub fn record_upstream(&self, took: Duration) {
         let shard = self.shard();
         let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        let bucket = UPSTREAM_BUCKETS_MS
-            .iter()
-            .position(|&bound| millis < bound)
-            .unwrap_or(UPSTREAM_BUCKETS_MS.len());
+        let bucket = bucket_index(&UPSTREAM_BUCKETS_MS, millis);
         shard.upstream_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         shard.upstream_sum_ns.fetch_add(
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
@@ -197,6 +191,14 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The histogram bucket of `value`: the first bound it is under, or `bounds.len()` (past all).
+pub(crate) fn bucket_index(bounds: &[u64], value: u64) -> usize {
+    bounds
+        .iter()
+        .position(|&bound| value < bound)
+        .unwrap_or(bounds.len())
 }
 
 /// Writes one Prometheus histogram: `counts[i]` is the count of bucket `i` (the last one past

@@ -112,6 +112,13 @@ async fn every_list_call_pages_by_id_and_ends_with_next_null() {
         page["items"][0].get("auth_token").is_none(),
         "lists stay masked"
     );
+    // The embedded store: one node, this one, always ready (SPEC §4 /v1/nodes, /readyz).
+    let nodes = expect(&server, "GET", "/v1/nodes", None).await;
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 1, "{nodes}");
+    assert_eq!(nodes["items"][0]["live"], true, "{nodes}");
+    assert_eq!(nodes["items"][0]["lag"], 0, "{nodes}");
+    let ready = expect(&server, "GET", "/readyz", None).await;
+    assert_eq!(ready, json!({"status": "ready"}));
     server.stop().await;
 }
 
