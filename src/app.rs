@@ -61,6 +61,9 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// Where the access log goes (`-` for standard output), when on.
     pub access_log: Option<String>,
+    /// The data plane's public base URL (`--public-url`, no trailing `/`) for portal URLs and
+    /// the portal's OpenAPI `servers`; `None` is `http://<listen address>`.
+    pub public_url: Option<String>,
 }
 
 /// Shortest admin key accepted from `TOKENGATE_ADMIN_KEY`: 32 characters, what
@@ -86,6 +89,7 @@ impl Default for ServeConfig {
             layout: Layout::Shared,
             trusted_proxies: Vec::new(),
             access_log: None,
+            public_url: None,
         }
     }
 }
@@ -140,8 +144,13 @@ impl Running {
 /// What `--demo` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DemoOutcome {
-    /// The store was empty and got the demo data; the demo profile's auth token (shown once).
-    Seeded(String),
+    /// The store was empty and got the demo data.
+    Seeded {
+        /// The demo profile's auth token (shown once).
+        token: String,
+        /// The demo client's portal URL.
+        portal_url: String,
+    },
     /// The store already held data, so nothing was seeded.
     StoreNotEmpty,
 }
@@ -243,7 +252,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
                 .unwrap_or_default()
         })
     };
-    let portal_base = format!("http://{data_addr}");
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{data_addr}"));
+    let portal_base = public_url.clone();
     let admin =
         tokio::task::spawn_blocking(move || Admin::open(store, admin_key, portal_base, render))
             .await
@@ -260,15 +273,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
                     return Ok(None);
                 }
                 let mut state = crate::core::model::State::default();
-                let token = crate::tools::demo::seed_demo(&mut state)
+                let seed = crate::tools::demo::seed_demo(&mut state)
                     .map_err(|e| ApiError::internal(&e.to_string()))?;
                 *rows = crate::core::catalog::ChangeSet::from_state(&state);
-                Ok(Some(token))
+                Ok(Some(seed))
             })
             .await
             .map_err(|e| StartError(format!("cannot seed the demo data: {}", e.message())))?;
         demo = Some(match seeded {
-            Some(token) => DemoOutcome::Seeded(token),
+            Some(seed) => DemoOutcome::Seeded {
+                portal_url: format!("{public_url}{}{}", crate::portal::PREFIX, seed.portal_key),
+                token: seed.token,
+            },
             None => DemoOutcome::StoreNotEmpty,
         });
     }
@@ -282,6 +298,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     door.trusted_proxies = config.trusted_proxies.clone();
     door.access_log = access_log;
     door.freshness = freshness.clone();
+    door.public_url = public_url.into();
     let door = Arc::new(door);
     let _ = door_cell.set(door.clone());
 

@@ -5,6 +5,7 @@
 //! ```text
 //! socket ─► server/  listener (accept loop, limits, timeouts, drain) · metrics
 //!   └─► door/   service (the data plane's hyper service) ─► forward (upstream) or respond
+//!         ├─► portal/  the client's page and OpenAPI document (/_tokengate/portal/…)
 //!         └─► core/  gate (route → credential → verify → decide)  ◄── registry (compiled snapshot)
 //!                      ├─ credential  zero-copy extraction from the header map
 //!                      ├─ jwt         compact JWS parsing and claim checks
@@ -20,6 +21,7 @@
 //!   keys, tokens, cache, the gate's decision, rate limits, CIDR ranges, rejection reasons.
 //! - [`server`]: what both listeners share: the HTTP/1.1 accept loop and the metrics.
 //! - [`door`]: the data plane: the hyper service, the upstream proxy, responses, runtime layout.
+//! - [`portal`]: the client portal: the client's page, its OpenAPI document, compiled-in assets.
 //! - [`admin`]: the admin API (control plane): collections, clients, profiles; input checks.
 //! - [`store`]: durable storage: SQLite (embedded) or PostgreSQL (many nodes), sealed secrets,
 //!   the admin key.
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod cluster;
 pub mod core;
 pub mod door;
+pub mod portal;
 pub mod server;
 pub mod store;
 pub mod tools;

@@ -1,5 +1,5 @@
-//! `/v1/clients`: list (paged), read, create, change (enable, disable, rename) and delete
-//! clients.
+//! `/v1/clients`: list (paged), read, create, change (enable, disable, rename), rotate the
+//! portal key of, and delete clients.
 
 use serde_json::{json, Value};
 
@@ -39,11 +39,7 @@ impl Admin {
         let active = obj.opt_bool("active")?.unwrap_or(true);
         let client = self
             .update(move |_, rows| {
-                let portal_key = token::generate()
-                    .map_err(|_| {
-                        ApiError::internal("the operating system's random generator failed")
-                    })?
-                    .raw;
+                let portal_key = new_portal_key()?;
                 let client = Client {
                     id: new_id()?,
                     name,
@@ -90,6 +86,22 @@ impl Admin {
         ok(with_propagation(self.client_view(&client), propagation))
     }
 
+    /// `POST /v1/clients/{id}/portal-key`: a new portal key; the old portal URL stops working
+    /// on every node the answer's `propagation.applied` counts.
+    pub(super) async fn rotate_portal_key(&self, id: &str) -> Handled {
+        let id = id.to_owned();
+        let (client, propagation) = self
+            .update_revoking(move |catalog, rows| {
+                let mut client = find_client(catalog, &id)?.clone();
+                client.portal_key = new_portal_key()?;
+                rows.put(Row::Client(client.clone()));
+                Ok(client)
+            })
+            .await?;
+        tracing::info!(client_id = %client.id, "portal key rotated");
+        ok(with_propagation(self.client_view(&client), propagation))
+    }
+
     pub(super) async fn delete_client(&self, id: &str) -> Handled {
         let id = id.to_owned();
         let ((), propagation) = self
@@ -105,6 +117,13 @@ impl Admin {
             .await?;
         Ok(no_content_after(&propagation))
     }
+}
+
+/// A portal key: 256 bits from the operating system's CSPRNG, as 64 hex characters.
+fn new_portal_key() -> Result<String, ApiError> {
+    token::generate()
+        .map(|t| t.raw)
+        .map_err(|_| ApiError::internal("the operating system's random generator failed"))
 }
 
 pub(super) fn find_client<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Client, ApiError> {

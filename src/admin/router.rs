@@ -95,6 +95,10 @@ impl Admin {
                 Method::DELETE => self.delete_client(id).await,
                 _ => Err(ApiError::method_not_allowed("GET, PATCH, DELETE")),
             },
+            ["v1", "clients", id, "portal-key"] => match *method {
+                Method::POST => self.rotate_portal_key(id).await,
+                _ => Err(ApiError::method_not_allowed("POST")),
+            },
             ["v1", "clients", id, "profiles"] => match *method {
                 Method::GET => {
                     let query = PageQuery::parse(parts.uri.query())?;

@@ -1,4 +1,5 @@
-//! `tokengate client …`: create, list, show, enable, disable and delete clients.
+//! `tokengate client …`: create, list, show, enable, disable, rotate the portal key of, and
+//! delete clients.
 
 use clap::{Args, Subcommand};
 use http::Method;
@@ -44,6 +45,12 @@ enum ClientCommand {
         #[arg(value_parser = id_arg)]
         id: String,
     },
+    /// Give a client a new portal key (prints the new portal URL); the old URL stops working.
+    RotatePortalKey {
+        /// The client id.
+        #[arg(value_parser = id_arg)]
+        id: String,
+    },
     /// Delete a client and all its profiles.
     Delete {
         /// The client id.
@@ -65,6 +72,9 @@ pub fn run_client(args: ClientArgs) -> i32 {
         }
         ClientCommand::Enable { id } => {
             Call::new(Method::PATCH, item("clients", &id)).body(json!({"active": true}))
+        }
+        ClientCommand::RotatePortalKey { id } => {
+            Call::new(Method::POST, format!("{}/portal-key", item("clients", &id)))
         }
         ClientCommand::Delete { id } => {
             Call::new(Method::DELETE, item("clients", &id)).deleted("client", id)

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// default: the TCP peer is the client.
     #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<Cidr>,
+    /// The data plane's public base URL (`https://api.example.com`): portal URLs and the
+    /// portal's OpenAPI `servers` use it; default `http://<--listen>`.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Write an access log, one JSON line per request, to this file (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     pub access_log: Option<String>,
@@ -96,6 +100,28 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `scheme://host[:port]` with scheme http or https, no path, query or credentials; a
+/// trailing `/` is dropped.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("{text:?} is not a URL like https://api.example.com"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) || authority.contains('@') {
+        return Err(format!(
+            "{text:?} must be http:// or https:// followed by a host (and an optional port)"
+        ));
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        return Err(format!(
+            "{text:?} must not have a path or query: the portal and its endpoints live at the root of the data plane's origin"
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 fn parse_cidr(text: &str) -> Result<Cidr, String> {
@@ -115,6 +141,7 @@ impl ServeArgs {
                 .ok()
                 .filter(|k| !k.is_empty()),
             store: self.store.clone(),
+            public_url: self.public_url.clone(),
             max_staleness: self.max_staleness_s.map(Duration::from_secs),
             propagation_timeout: Duration::from_secs(self.propagation_timeout_s.min(60)),
             secrets_key: std::env::var(crate::store::secrets::SECRETS_KEY_ENV)
@@ -178,10 +205,11 @@ pub fn run(args: ServeArgs) -> i32 {
         }
         tracing::info!(data_plane = %running.data_addr, admin = %running.admin_addr, data_dir = %config.data_dir.display(), "tokengate is serving");
         match &running.demo {
-            Some(DemoOutcome::Seeded(token)) => {
-                println!("demo: seeded collection 'demo' with GET /hello, client 'Demo client', one token profile");
+            Some(DemoOutcome::Seeded { token, portal_url }) => {
+                println!("demo: seeded collection 'demo' with GET /hello and GET /orders/:id, client 'Demo client', one token profile");
                 println!("demo: auth token (shown once): {token}");
                 println!("demo: try  curl -H 'API-Token: {token}' http://{}/demo/hello", running.data_addr);
+                println!("demo: the client's portal (open it in a browser): {portal_url}");
             }
             Some(DemoOutcome::StoreNotEmpty) => {
                 println!(

@@ -19,7 +19,7 @@ use crate::core::model::{JwtAlg, State};
 use crate::core::ratelimit::RateLimiter;
 use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint};
 use crate::core::sharded::{ShardKey, ShardedMap};
-use crate::core::token::TokenDigest;
+use crate::core::token::{token_digest, TokenDigest};
 
 pub use crate::core::compile::compile_auth;
 
@@ -192,6 +192,21 @@ pub struct Snapshot {
     by_token: ShardedMap<DigestKey, TokenEntry, BuildDigestHasher>,
     /// Profiles by id.
     profiles: ShardedMap<Box<str>, Arc<CompiledProfile>, RandomState>,
+    /// Clients by the digest of their portal key, for the client portal.
+    portals: ShardedMap<DigestKey, Arc<PortalClient>, BuildDigestHasher>,
+}
+
+/// A client as its portal page sees it: found by the SHA-256 digest of its portal key.
+#[derive(Debug)]
+pub struct PortalClient {
+    /// Client id.
+    pub id: Box<str>,
+    /// Client name.
+    pub name: Box<str>,
+    /// Whether the client is active (a disabled client's portal answers 404).
+    pub active: bool,
+    /// Ids of the client's profiles (at most [`MAX_PROFILES_PER_CLIENT`]).
+    pub profile_ids: Box<[Box<str>]>,
 }
 
 impl Snapshot {
@@ -222,6 +237,7 @@ impl Snapshot {
             return Err(build_error("id", "two objects of one kind share an id"));
         }
         let applied: Vec<Applied> = (catalog.collections().cloned().map(Row::Collection))
+            .chain(catalog.clients().cloned().map(Row::Client))
             .chain(catalog.profiles().cloned().map(Row::Profile))
             .map(|row| Applied {
                 kind: row.kind(),
@@ -244,15 +260,26 @@ impl Snapshot {
         let mut next = self.clone();
         // Profile id → whether its compiled `auth` may be kept.
         let mut recompile: BTreeMap<&str, bool> = BTreeMap::new();
+        // Clients whose portal entry must be rebuilt.
+        let mut portals: BTreeMap<&str, ()> = BTreeMap::new();
         for change in applied {
             match change.kind {
                 Kind::Collection => next.apply_collection(change)?,
                 Kind::Client => {
+                    if let Some(Row::Client(old)) = &change.before {
+                        next.remove_portal(&old.id, &old.portal_key);
+                    }
+                    portals.insert(change.id.as_str(), ());
                     for profile in catalog.profiles_of_client(&change.id) {
                         recompile.entry(profile.id.as_str()).or_insert(true);
                     }
                 }
                 Kind::Profile => {
+                    for row in [&change.before, &change.after].into_iter().flatten() {
+                        if let Row::Profile(p) = row {
+                            portals.insert(p.client_id.as_str(), ());
+                        }
+                    }
                     let same_auth = matches!(
                         (&change.before, &change.after),
                         (Some(Row::Profile(b)), Some(Row::Profile(a))) if b.auth == a.auth
@@ -265,7 +292,41 @@ impl Snapshot {
         for (id, keep_auth) in recompile {
             next.recompile_profile(id, keep_auth, catalog)?;
         }
+        for client_id in portals.into_keys() {
+            next.rebuild_portal(client_id, catalog);
+        }
         Ok(next)
+    }
+
+    /// Drops the portal entry of `portal_key` if it still belongs to `client_id`.
+    fn remove_portal(&mut self, client_id: &str, portal_key: &str) {
+        let digest = DigestKey(token_digest(portal_key.as_bytes()));
+        if self
+            .portals
+            .get(&digest)
+            .is_some_and(|c| *c.id == *client_id)
+        {
+            self.portals.remove(&digest);
+        }
+    }
+
+    /// Puts the catalog's current view of a client (name, activity, profile ids) under the
+    /// digest of its portal key; a deleted client has none.
+    fn rebuild_portal(&mut self, client_id: &str, catalog: &Catalog) {
+        let Some(client) = catalog.client(client_id) else {
+            return;
+        };
+        let entry = PortalClient {
+            id: client.id.as_str().into(),
+            name: client.name.as_str().into(),
+            active: client.active,
+            profile_ids: catalog
+                .profiles_of_client(client_id)
+                .map(|p| p.id.as_str().into())
+                .collect(),
+        };
+        let digest = DigestKey(token_digest(client.portal_key.as_bytes()));
+        self.portals.insert(digest, Arc::new(entry));
     }
 
     fn apply_collection(&mut self, change: &Applied) -> Result<(), BuildError> {
@@ -295,7 +356,8 @@ impl Snapshot {
             }
         };
         let compiled = CompiledCollection::build(index, &collection.id, &collection.endpoints)
-            .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?;
+            .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?
+            .named(&collection.name, &collection.path);
         if self
             .collections
             .get(collection.path.as_str())
@@ -377,6 +439,21 @@ impl Snapshot {
     #[inline]
     pub fn profile_by_token(&self, digest: &TokenDigest) -> Option<&TokenEntry> {
         self.by_token.get(&DigestKey(*digest))
+    }
+
+    /// The client whose portal key has this SHA-256 digest (active or not).
+    pub fn portal_client(&self, digest: &TokenDigest) -> Option<&PortalClient> {
+        self.portals.get(&DigestKey(*digest)).map(|c| &**c)
+    }
+
+    /// A profile by id.
+    pub fn profile(&self, id: &str) -> Option<&CompiledProfile> {
+        self.profiles.get(&Box::<str>::from(id)).map(|p| &**p)
+    }
+
+    /// Every collection, in no particular order.
+    pub fn collections(&self) -> impl Iterator<Item = &CompiledCollection> {
+        self.collections.values().map(|c| &**c)
     }
 
     /// The collection a request path starts with, and the rest of the path.

@@ -37,6 +37,8 @@ pub struct CompiledEndpoint {
     pub id: Box<str>,
     /// The endpoint's name.
     pub name: Box<str>,
+    /// Its path as written, relative to the collection (`/orders/:id`), for the client portal.
+    pub path: Box<str>,
     /// The method it answers.
     pub method: Method,
     /// Its path, split into segments.
@@ -54,6 +56,10 @@ pub struct CompiledCollection {
     pub index: u32,
     /// The collection's id.
     pub id: Box<str>,
+    /// The collection's display name (set by [`CompiledCollection::named`]).
+    pub name: Box<str>,
+    /// The collection's URL segment (set by [`CompiledCollection::named`]).
+    pub path: Box<str>,
     /// Endpoints without parameters, by path, then method.
     exact: HashMap<Box<str>, Vec<(Method, usize)>>,
     /// Every endpoint, in definition order.
@@ -91,9 +97,19 @@ impl CompiledCollection {
         Ok(CompiledCollection {
             index,
             id: id.into(),
+            name: "".into(),
+            path: "".into(),
             exact,
             endpoints: compiled,
         })
+    }
+
+    /// The same collection labelled with its display `name` and URL segment `path` (what the
+    /// client portal shows; routing itself goes by the snapshot's map key).
+    pub fn named(mut self, name: &str, path: &str) -> Self {
+        self.name = name.into();
+        self.path = path.into();
+        self
     }
 
     /// Finds the endpoint for `method` and `rest`, the path after the collection segment.
@@ -188,6 +204,7 @@ fn compile_endpoint(endpoint: &Endpoint) -> Result<CompiledEndpoint, RouteError>
     Ok(CompiledEndpoint {
         id: endpoint.id.as_str().into(),
         name: endpoint.name.as_str().into(),
+        path: endpoint.path.as_str().into(),
         method,
         segments,
         active: endpoint.active,

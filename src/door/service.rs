@@ -27,6 +27,7 @@ use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
 use crate::door::forward::{upstream_path, upstream_request, Forwarder};
 use crate::door::idle::{IdleTimeout, Stalled};
 use crate::door::respond::{error_response, fixed_response, ResponseBody};
+use crate::portal::{self, redact_path};
 use crate::server::metrics::Metrics;
 
 /// Size limits and body timeouts of the data plane.
@@ -74,6 +75,8 @@ pub struct FrontDoor {
     pub access_log: Option<AccessLog>,
     /// Whether this node's view of the store is too old to serve (`--max-staleness-s`).
     pub freshness: Option<Arc<crate::server::freshness::Freshness>>,
+    /// The data plane's public base URL (`--public-url`, no trailing `/`), for the portal.
+    pub public_url: Box<str>,
 }
 
 impl FrontDoor {
@@ -94,6 +97,7 @@ impl FrontDoor {
             trusted_proxies: Vec::new(),
             access_log: None,
             freshness: None,
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 
@@ -147,12 +151,19 @@ impl FrontDoor {
             }
         };
         if let Some(log) = &mut log {
-            log.path = path.to_string();
+            log.path = redact_path(&path).into_owned();
         }
         if self.freshness.as_ref().is_some_and(|f| f.is_stale()) {
             return self.refuse(Reject::Unavailable, peer, &path, log, started);
         }
         let snapshot = self.registry.load();
+        if path.starts_with(portal::PREFIX) {
+            let response = portal::answer(request.method(), &path, &snapshot, &self.public_url);
+            if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
+                line.write(access_log, response.status().as_u16(), None, None, started);
+            }
+            return Prepared::Respond(response.map(Either::Left));
+        }
         let verdict = {
             let gate_request = GateRequest {
                 method: request.method(),
@@ -254,7 +265,8 @@ impl FrontDoor {
         started: Instant,
     ) -> Prepared {
         self.metrics.record_outcome(Err(reject));
-        tracing::info!(error = reject.code(), status = reject.status().as_u16(), %peer, path, "request refused");
+        let path = redact_path(path);
+        tracing::info!(error = reject.code(), status = reject.status().as_u16(), %peer, path = %path, "request refused");
         if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
             line.write(
                 access_log,
@@ -287,8 +299,8 @@ impl LogLine {
             peer,
             method: request.method().as_str().to_owned(),
             // Replaced by the normalized path once it is known; a refused raw path is logged
-            // as sent, without its query.
-            path: request.uri().path().to_owned(),
+            // as sent, without its query (and without a portal key).
+            path: redact_path(request.uri().path()).into_owned(),
             client_id: None,
             profile_id: None,
             auth: None,

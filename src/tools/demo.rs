@@ -73,7 +73,7 @@ pub fn add_collection(
 /// Adds a client and returns its id.
 pub fn add_client(state: &mut State, name: &str) -> Result<String, SeedError> {
     let id = new_id()?;
-    let portal_key = token::hex(&token::token_digest(new_token()?.raw.as_bytes()));
+    let portal_key = new_token()?.raw;
     state.clients.push(Client {
         id: id.clone(),
         name: name.into(),
@@ -122,23 +122,46 @@ pub fn jwt_auth(alg: JwtAlg, secret: Option<String>, public_key: Option<String>)
     })
 }
 
-/// Seeds the `--demo` data on an empty state: collection `demo` with `GET /hello`, a client and a token profile.
-/// Returns the profile's auth token.
-pub fn seed_demo(state: &mut State) -> Result<String, SeedError> {
+/// What [`seed_demo`] made that is shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSeed {
+    /// The demo profile's auth token.
+    pub token: String,
+    /// The demo client's portal key.
+    pub portal_key: String,
+}
+
+/// Seeds the `--demo` data on an empty state: collection `demo` with `GET /hello` and
+/// `GET /orders/:id` (fixed responses), a client and a token profile.
+pub fn seed_demo(state: &mut State) -> Result<DemoSeed, SeedError> {
+    let mut order = hello_endpoint("GET", "/orders/:id")?;
+    order.name = "one order".into();
+    order.response = Some(FixedResponse {
+        status: 200,
+        headers: Default::default(),
+        body: json!({"order": "demo", "status": "shipped"}),
+    });
     let collection = add_collection(
         state,
         "Demo",
         "demo",
-        vec![hello_endpoint("GET", "/hello")?],
+        vec![hello_endpoint("GET", "/hello")?, order],
     )?;
     let client = add_client(state, "Demo client")?;
-    add_profile(
+    let token = add_profile(
         state,
         &client,
         "demo token",
         vec![collection],
         AuthConfig::Token,
-    )
+    )?;
+    let portal_key = state
+        .clients
+        .iter()
+        .find(|c| c.id == client)
+        .map(|c| c.portal_key.clone())
+        .unwrap_or_default();
+    Ok(DemoSeed { token, portal_key })
 }
 
 /// The fixtures of the benchmarks: one collection `bench` with `GET /hello`, and three profiles.
@@ -204,8 +227,9 @@ mod tests {
     #[test]
     fn demo_and_bench_states_compile() {
         let mut state = State::default();
-        let token = seed_demo(&mut state).unwrap();
-        assert_eq!(token.len(), 64);
+        let seed = seed_demo(&mut state).unwrap();
+        assert_eq!(seed.token.len(), 64);
+        assert_eq!(seed.portal_key.len(), 64);
         assert!(Snapshot::build(&state).is_ok());
         let fixture = bench_fixture().unwrap();
         assert!(Snapshot::build(&fixture.state).is_ok());

@@ -19,6 +19,7 @@ mod interop_http;
 mod keys;
 mod operations;
 mod paging;
+mod portal;
 mod slow_peers;
 mod sqlite_store;
 mod wycheproof;
