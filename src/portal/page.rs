@@ -41,11 +41,7 @@ pub fn render(view: &ClientView, base_url: &str, openapi_path: &str) -> String {
             name = escape(&collection.name),
             path = escape(&collection.path),
         );
-        let _ = write!(
-            options,
-            "<optgroup label=\"{}\">\n",
-            escape(&collection.name)
-        );
+        let _ = writeln!(options, "<optgroup label=\"{}\">", escape(&collection.name));
         for endpoint in &collection.endpoints {
             let method = escape(&endpoint.method);
             let path = escape(&endpoint.path);

@@ -20,6 +20,7 @@ mod keys;
 mod operations;
 mod paging;
 mod portal;
+mod portal_browser;
 mod slow_peers;
 mod sqlite_store;
 mod wycheproof;

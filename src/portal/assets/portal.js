@@ -110,6 +110,8 @@
     }
     const button = $("send");
     button.disabled = true;
+    $("status").textContent = "Sending…";
+    $("status").className = "status";
     const started = performance.now();
     try {
       const response = await fetch(requestPath(endpoint), init);

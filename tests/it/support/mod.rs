@@ -4,6 +4,7 @@
 //! fixtures ([`fixtures`]).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fixtures;
 pub mod gateway;
 pub mod pg;
