@@ -262,6 +262,15 @@ fn token_profile_lifecycle() {
             .len(),
         1
     );
+    // A new portal key: the client comes back with a new portal_url.
+    let before = server.json(&["client", "get", &client_id]);
+    let rotated = server.json(&["client", "rotate-portal-key", &client_id]);
+    assert_eq!(rotated["id"], before["id"]);
+    assert_ne!(rotated["portal_key"], before["portal_key"]);
+    assert!(rotated["portal_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(rotated["portal_key"].as_str().unwrap()));
 
     let token = server.line(&[
         "profile",

@@ -362,3 +362,50 @@ async fn grants_follow_profile_changes_and_keys_stay_out_of_the_access_log() {
         "the access log holds a portal key:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn demo_prints_a_portal_url_that_opens_the_demo_page() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = crate::support::TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("TOKENGATE_ADMIN_KEY", crate::support::ADMIN_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("demo: the client's portal"))
+    })
+    .await
+    .unwrap();
+    let line = line.expect("serve --demo prints the portal URL");
+    let url = line.rsplit(' ').next().unwrap();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    assert!(
+        path.starts_with("/_tokengate/portal/") && path.len() == 19 + 64,
+        "{url}"
+    );
+    let page = crate::support::send(authority.parse().unwrap(), "GET", path, &[], "").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    page.assert_status(200);
+    assert!(page.text().contains("data-path=\"/demo/orders/:id\""));
+    assert!(page.text().contains("Demo client"));
+}
