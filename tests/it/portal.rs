@@ -171,6 +171,32 @@ async fn openapi_document_lists_the_same_endpoints_and_the_public_url() {
     }
     operations.sort();
     assert_eq!(operations, ["GET /shop/orders/{id}", "POST /shop/orders"]);
+    // Exactly the page's endpoints: the options of its endpoint picker, `:id` read as `{id}`.
+    let html = gateway
+        .call("GET", &format!("/_tokengate/portal/{key}"), &[])
+        .await
+        .text();
+    let mut offered: Vec<String> = html
+        .split("<option value=\"")
+        .skip(1)
+        .map(|rest| {
+            let value = &rest[..rest.find('"').unwrap()];
+            let (method, path) = value.split_once(' ').unwrap();
+            let path: Vec<String> = path
+                .split('/')
+                .map(|s| match s.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => s.to_owned(),
+                })
+                .collect();
+            format!("{method} {}", path.join("/"))
+        })
+        .collect();
+    offered.sort();
+    assert_eq!(
+        offered, operations,
+        "openapi.json lists exactly the page's endpoints"
+    );
     let get = &doc["paths"]["/shop/orders/{id}"]["get"];
     assert_eq!(
         get["parameters"],
