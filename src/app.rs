@@ -14,15 +14,20 @@ use tokio::task::JoinHandle;
 use crate::admin::{serve_admin, Admin, ApiError};
 use crate::core::cidr::Cidr;
 use crate::door::access_log::AccessLog;
+use crate::door::forward::Forwarder;
 use crate::door::layout::{self, Layout};
 use crate::door::{DoorLimits, FrontDoor};
 use crate::server::freshness::Freshness;
 use crate::server::metrics::Metrics;
+use crate::server::tls::{
+    server_config, upstream_client_config, ReloadableCert, TlsError, TlsFiles,
+};
 use crate::server::ServerLimits;
 use crate::store::{
     ensure_data_dir, load_or_create_admin_key, load_or_create_secrets_key, AdminKeySource,
     DataDirLock, NodeInfo, OpenEvent, PgStore, SqliteStore, Store,
 };
+use tokio_rustls::TlsAcceptor;
 
 /// Everything `serve` can be told.
 #[derive(Debug, Clone)]
@@ -62,8 +67,14 @@ pub struct ServeConfig {
     /// Where the access log goes (`-` for standard output), when on.
     pub access_log: Option<String>,
     /// The data plane's public base URL (`--public-url`, no trailing `/`) for portal URLs and
-    /// the portal's OpenAPI `servers`; `None` is `http://<listen address>`.
+    /// the portal's OpenAPI `servers`; `None` is `http://<listen address>` (`https://` with TLS).
     pub public_url: Option<String>,
+    /// The data plane's certificate and key (`--tls-cert`, `--tls-key`): HTTPS when set.
+    pub tls: Option<TlsFiles>,
+    /// The admin API's certificate and key (`--admin-tls-cert`, `--admin-tls-key`).
+    pub admin_tls: Option<TlsFiles>,
+    /// A PEM file of extra roots for HTTPS upstreams (`--upstream-ca-file`).
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 /// Shortest admin key accepted from `TOKENGATE_ADMIN_KEY`: 32 characters, what
@@ -90,6 +101,9 @@ impl Default for ServeConfig {
             trusted_proxies: Vec::new(),
             access_log: None,
             public_url: None,
+            tls: None,
+            admin_tls: None,
+            upstream_ca_file: None,
         }
     }
 }
@@ -108,6 +122,8 @@ impl std::error::Error for StartError {}
 
 /// A running server.
 pub struct Running {
+    /// The listeners' certificates, by listener name, for [`Running::reload_tls`].
+    certs: Vec<(&'static str, Arc<ReloadableCert>)>,
     /// Where the data plane listens.
     pub data_addr: SocketAddr,
     /// Where the admin API listens.
@@ -127,6 +143,22 @@ pub struct Running {
 }
 
 impl Running {
+    /// Reads every listener's certificate and key files again (SIGHUP): new handshakes use the
+    /// new certificate, open connections keep theirs. A file that does not load leaves that
+    /// listener's current certificate in place and logs one line saying why.
+    pub fn reload_tls(&self) {
+        for (listener, cert) in &self.certs {
+            match cert.reload() {
+                Ok(()) => {
+                    tracing::info!(listener, cert = %cert.files().cert.display(), "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(listener, error = %e, "TLS certificate NOT reloaded; still serving the previous one")
+                }
+            }
+        }
+    }
+
     /// Stops accepting, drains in-flight requests (bounded), and returns when both listeners are done.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -155,6 +187,19 @@ pub enum DemoOutcome {
     StoreNotEmpty,
 }
 
+/// Loads a listener's certificate (if configured) into an acceptor and the handle that
+/// reloads it.
+fn listener_tls(
+    files: Option<&TlsFiles>,
+    listener: &str,
+) -> Result<Option<(TlsAcceptor, Arc<ReloadableCert>)>, StartError> {
+    let Some(files) = files else { return Ok(None) };
+    let fail = |e: TlsError| StartError(format!("TLS for the {listener}: {e}"));
+    let cert = Arc::new(ReloadableCert::load(files.clone()).map_err(fail)?);
+    let config = server_config(cert.clone()).map_err(fail)?;
+    Ok(Some((TlsAcceptor::from(config), cert)))
+}
+
 /// Starts the data plane and the admin API.
 ///
 /// Errors (one sentence saying what to do): a short `TOKENGATE_ADMIN_KEY`, a data directory
@@ -175,6 +220,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         Some(target) => Some(AccessLog::open(target).map_err(|e| StartError(e.to_string()))?),
         None => None,
     };
+    let data_tls = listener_tls(config.tls.as_ref(), "data plane")?;
+    let admin_tls = listener_tls(config.admin_tls.as_ref(), "admin API")?;
+    let (upstream_tls, roots) = upstream_client_config(config.upstream_ca_file.as_deref())
+        .map_err(|e| StartError(format!("--upstream-ca-file: {e}")))?;
+    if roots == 0 {
+        tracing::warn!("no trusted root certificates found (install ca-certificates or pass --upstream-ca-file): every https:// upstream will get 502");
+    }
     let data_listeners = layout::bind(config.listen, config.layout).map_err(|e| {
         StartError(format!(
             "cannot listen on {} (data plane): {e}",
@@ -252,10 +304,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
                 .unwrap_or_default()
         })
     };
+    let scheme = if data_tls.is_some() { "https" } else { "http" };
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{data_addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{data_addr}"));
     let portal_base = public_url.clone();
     let admin =
         tokio::task::spawn_blocking(move || Admin::open(store, admin_key, portal_base, render))
@@ -299,15 +352,31 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     door.access_log = access_log;
     door.freshness = freshness.clone();
     door.public_url = public_url.into();
+    door.forwarded_proto = scheme;
+    door.forwarder = Forwarder::new(
+        config.upstream_timeout,
+        config.door_limits.upstream_read_timeout,
+        upstream_tls,
+    );
     let door = Arc::new(door);
     let _ = door_cell.set(door.clone());
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut certs = Vec::new();
+    let data_acceptor = data_tls.map(|(acceptor, cert)| {
+        certs.push(("data plane", cert));
+        acceptor
+    });
+    let admin_acceptor = admin_tls.map(|(acceptor, cert)| {
+        certs.push(("admin API", cert));
+        acceptor
+    });
     let mut tasks = layout::spawn_data_plane(
         data_listeners,
         door.clone(),
         config.server_limits,
         shutdown_rx.clone(),
+        data_acceptor,
     )
     .map_err(|e| StartError(format!("cannot start the data plane: {e}")))?;
     if let (Some(pg), Some(freshness)) = (cluster, freshness) {
@@ -322,8 +391,10 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         admin_listener,
         admin.clone(),
         shutdown_rx,
+        admin_acceptor,
     )));
     Ok(Running {
+        certs,
         data_addr,
         admin_addr,
         door,

@@ -440,6 +440,7 @@ pub async fn serve_admin(
     listener: TcpListener,
     admin: Arc<Admin>,
     shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let limits = ServerLimits {
         max_connections: 1024,
@@ -455,5 +456,5 @@ pub async fn serve_admin(
             async move { Ok::<_, Infallible>(admin.handle(req).await) }
         })
     };
-    server::serve(listener, make_service, limits, shutdown, None).await;
+    server::serve(listener, make_service, limits, shutdown, None, tls).await;
 }

@@ -22,6 +22,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the front door (data plane) and the admin API.
     Serve(serve::ServeArgs),

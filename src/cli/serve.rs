@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::{start, DemoOutcome, ServeConfig};
+use crate::app::{start, DemoOutcome, Running, ServeConfig};
 use crate::core::cidr::Cidr;
 use crate::door::layout::Layout;
+use crate::server::tls::TlsFiles;
 use crate::store::AdminKeySource;
 
 /// Flags of `tokengate serve`.
@@ -85,6 +86,23 @@ pub struct ServeArgs {
     /// portal's OpenAPI `servers` use it; default `http://<--listen>`.
     #[arg(long, value_name = "URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
+    /// Serve the data plane over HTTPS with this PEM certificate chain (leaf first); needs
+    /// --tls-key. Reloaded on SIGHUP.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The data plane's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the admin API over HTTPS with this PEM certificate chain; needs --admin-tls-key.
+    #[arg(long, value_name = "PATH", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The admin API's private key (PEM); needs --admin-tls-cert.
+    #[arg(long, value_name = "PATH", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
+    /// Extra trusted roots (PEM certificates) for https:// upstreams, besides the platform's,
+    /// for a private CA.
+    #[arg(long, value_name = "PATH")]
+    pub upstream_ca_file: Option<PathBuf>,
     /// Write an access log, one JSON line per request, to this file (`-` for standard output).
     #[arg(long, value_name = "PATH|-")]
     pub access_log: Option<String>,
@@ -100,6 +118,17 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The certificate and key pair, when both are given (clap requires one with the other).
+fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<TlsFiles> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// `scheme://host[:port]` with scheme http or https, no path, query or credentials; a
@@ -142,6 +171,9 @@ impl ServeArgs {
                 .filter(|k| !k.is_empty()),
             store: self.store.clone(),
             public_url: self.public_url.clone(),
+            tls: tls_files(&self.tls_cert, &self.tls_key),
+            admin_tls: tls_files(&self.admin_tls_cert, &self.admin_tls_key),
+            upstream_ca_file: self.upstream_ca_file.clone(),
             max_staleness: self.max_staleness_s.map(Duration::from_secs),
             propagation_timeout: Duration::from_secs(self.propagation_timeout_s.min(60)),
             secrets_key: std::env::var(crate::store::secrets::SECRETS_KEY_ENV)
@@ -208,7 +240,7 @@ pub fn run(args: ServeArgs) -> i32 {
             Some(DemoOutcome::Seeded { token, portal_url }) => {
                 println!("demo: seeded collection 'demo' with GET /hello and GET /orders/:id, client 'Demo client', one token profile");
                 println!("demo: auth token (shown once): {token}");
-                println!("demo: try  curl -H 'API-Token: {token}' http://{}/demo/hello", running.data_addr);
+                println!("demo: try  curl -H 'API-Token: {token}' {}/demo/hello", running.door.public_url);
                 println!("demo: the client's portal (open it in a browser): {portal_url}");
             }
             Some(DemoOutcome::StoreNotEmpty) => {
@@ -219,7 +251,7 @@ pub fn run(args: ServeArgs) -> i32 {
             }
             None => {}
         }
-        wait_for_signal().await;
+        wait_for_signal(&running).await;
         tracing::info!("shutting down: draining in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -227,24 +259,30 @@ pub fn run(args: ServeArgs) -> i32 {
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificates.
+async fn wait_for_signal(running: &Running) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => running.reload_tls(),
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = running;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

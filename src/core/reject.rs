@@ -36,6 +36,9 @@ pub enum Reject {
     PayloadTooLarge,
     /// Upstream unreachable.
     BadGateway,
+    /// The upstream's TLS certificate failed verification (unknown issuer, another host's
+    /// name, expired): also `bad_gateway`, with a message that says so.
+    UpstreamCertificate,
     /// Upstream too slow.
     GatewayTimeout,
     /// A path that cannot be normalized safely (request hygiene).
@@ -60,7 +63,7 @@ impl Reject {
             Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Reject::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reject::BadGateway => StatusCode::BAD_GATEWAY,
+            Reject::BadGateway | Reject::UpstreamCertificate => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reject::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Reject::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -81,7 +84,7 @@ impl Reject {
             Reject::RateLimited { .. } => "rate_limited",
             Reject::RequestHeaderTooLarge => "request_header_too_large",
             Reject::PayloadTooLarge => "payload_too_large",
-            Reject::BadGateway => "bad_gateway",
+            Reject::BadGateway | Reject::UpstreamCertificate => "bad_gateway",
             Reject::GatewayTimeout => "gateway_timeout",
             Reject::InvalidRequest(_) => "invalid_request",
             Reject::RequestTimeout => "request_timeout",
@@ -112,6 +115,9 @@ impl Reject {
             Reject::RequestHeaderTooLarge => "The request headers are too large.",
             Reject::PayloadTooLarge => "The request body is too large.",
             Reject::BadGateway => "The upstream service could not be reached.",
+            Reject::UpstreamCertificate => {
+                "The upstream service's TLS certificate could not be verified."
+            }
             Reject::GatewayTimeout => "The upstream service did not answer in time.",
             Reject::InvalidRequest(rule) => rule.message(),
             Reject::RequestTimeout => "The request body stopped arriving before it was complete.",
@@ -176,6 +182,7 @@ impl Reject {
             Reject::RequestTimeout => 18,
             Reject::InvalidRequest(PathError::DotSegmentWithParameters) => 19,
             Reject::Unavailable => 20,
+            Reject::UpstreamCertificate => 21,
         }
     }
 
@@ -211,7 +218,7 @@ impl Reject {
             Reject::RateLimited { .. } => 7,
             Reject::RequestHeaderTooLarge => 8,
             Reject::PayloadTooLarge => 9,
-            Reject::BadGateway => 10,
+            Reject::BadGateway | Reject::UpstreamCertificate => 10,
             Reject::GatewayTimeout => 11,
             Reject::InvalidRequest(_) => 12,
             Reject::RequestTimeout => 13,
@@ -220,7 +227,7 @@ impl Reject {
     }
 
     /// Every variant (one per message), for tests and the prebuilt bodies.
-    pub const ALL: [Reject; 21] = [
+    pub const ALL: [Reject; 22] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
@@ -242,6 +249,7 @@ impl Reject {
         Reject::RequestTimeout,
         Reject::InvalidRequest(PathError::DotSegmentWithParameters),
         Reject::Unavailable,
+        Reject::UpstreamCertificate,
     ];
 }
 

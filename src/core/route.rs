@@ -338,7 +338,10 @@ mod tests {
         let mut both = endpoint("GET", "/a");
         both.upstream = Some("http://127.0.0.1:1/x".into());
         assert_eq!(compile_endpoint(&both).unwrap_err().field, "upstream");
-        assert!(parse_upstream("https://example.com").is_err());
+        assert_eq!(
+            parse_upstream("https://example.com").unwrap().scheme,
+            http::uri::Scheme::HTTPS
+        );
         assert!(parse_upstream("ftp://example.com").is_err());
         let up = parse_upstream("http://127.0.0.1:9000/base/").unwrap();
         assert_eq!(&*up.base_path, "/base");

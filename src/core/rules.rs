@@ -68,7 +68,7 @@ pub struct EndpointPath {
 /// A parsed upstream URL.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    /// `http` (the only scheme supported).
+    /// `http` or `https` (verified with the platform's roots and `--upstream-ca-file`).
     pub scheme: Scheme,
     /// `host:port`.
     pub authority: Authority,
@@ -177,7 +177,7 @@ pub fn endpoint_path(text: &str) -> Result<EndpointPath, RuleError> {
     })
 }
 
-/// Checks and parses an upstream URL: absolute `http://host[:port][/path]`, at most
+/// Checks and parses an upstream URL: absolute `http://` or `https://host[:port][/path]`, at most
 /// [`MAX_UPSTREAM`] bytes, without user credentials, query or fragment.
 pub fn upstream(text: &str) -> Result<Upstream, RuleError> {
     if text.len() > MAX_UPSTREAM {
@@ -186,15 +186,18 @@ pub fn upstream(text: &str) -> Result<Upstream, RuleError> {
         )));
     }
     let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(RuleError::new(
-            "https upstreams are not supported yet; use an http:// URL (for example a local TLS sidecar)",
-        ));
-    }
-    let bad = || RuleError::new("must be an absolute http:// URL such as http://10.0.0.5:8000/api");
-    if !lower.starts_with("http://") {
+    let bad = || {
+        RuleError::new(
+            "must be an absolute http:// or https:// URL such as https://api.internal:8443/v1",
+        )
+    };
+    let scheme = if lower.starts_with("https://") {
+        Scheme::HTTPS
+    } else if lower.starts_with("http://") {
+        Scheme::HTTP
+    } else {
         return Err(bad());
-    }
+    };
     let uri: Uri = text.parse().map_err(|_| bad())?;
     let Some(authority) = uri.authority().cloned() else {
         return Err(bad());
@@ -218,7 +221,7 @@ pub fn upstream(text: &str) -> Result<Upstream, RuleError> {
         return Err(RuleError::new("must not have a fragment"));
     }
     Ok(Upstream {
-        scheme: Scheme::HTTP,
+        scheme,
         authority,
         base_path: uri.path().trim_end_matches('/').into(),
     })
@@ -304,16 +307,18 @@ mod tests {
     }
 
     #[test]
-    fn upstreams_must_be_plain_http_urls() {
+    fn upstreams_must_be_http_or_https_urls() {
         assert!(upstream("http://127.0.0.1:9000").is_ok());
         assert!(upstream("http://backend.internal/api/v2").is_ok());
         assert!(upstream("http://[::1]:8000/x").is_ok());
-        let https = upstream("https://example.com").unwrap_err().0;
-        assert!(
-            https.contains("https upstreams are not supported yet"),
-            "{https}"
-        );
+        let https = upstream("HTTPS://example.com/v1/").unwrap();
+        assert_eq!(https.scheme, Scheme::HTTPS);
+        assert_eq!(&*https.base_path, "/v1");
+        let ftp = upstream("ftp://x").unwrap_err().0;
+        assert!(ftp.contains("http:// or https://"), "{ftp}");
         for bad in [
+            "https://",
+            "https://user:pw@host/",
             "ftp://x",
             "example.com",
             "/relative",

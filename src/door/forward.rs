@@ -1,15 +1,19 @@
-//! Forwarding to upstreams: a pooled hyper client, header hygiene, identity headers, timeouts.
+//! Forwarding to upstreams: a pooled hyper client (HTTP and verified HTTPS), header hygiene,
+//! identity headers, timeouts.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body_util::Limited;
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::ClientConfig;
 
 use crate::core::credential::API_TOKEN;
 use crate::core::gate::Identity;
@@ -17,6 +21,7 @@ use crate::core::hygiene::is_reserved_header;
 use crate::core::reject::Reject;
 use crate::core::route::Upstream;
 use crate::door::idle::{is_stalled, IdleTimeout, Stalled};
+use crate::server::tls::is_certificate_error;
 
 /// A request body on its way upstream: cut off past the size limit, or when the client stalls.
 pub type UpstreamBody = Limited<IdleTimeout<Incoming>>;
@@ -34,10 +39,11 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Sends admitted requests upstream.
+/// Sends admitted requests upstream, over HTTP or HTTPS (rustls, verified; see
+/// [`crate::server::tls::upstream_client_config`]).
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, UpstreamBody>,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
     timeout: Duration,
     read_timeout: Duration,
 }
@@ -45,11 +51,18 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder whose upstream answers must start within `timeout` (502 when unreachable,
     /// 504 when slower) and whose response bodies may pause for at most `read_timeout` between
-    /// two chunks (then the stream to the client is closed).
-    pub fn new(timeout: Duration, read_timeout: Duration) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+    /// two chunks (then the stream to the client is closed). HTTPS upstreams are verified with
+    /// `tls` (SNI is the upstream URL's host); connections of both kinds are pooled.
+    pub fn new(timeout: Duration, read_timeout: Duration, tls: Arc<ClientConfig>) -> Forwarder {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -82,6 +95,9 @@ impl Forwarder {
                     Err(Reject::PayloadTooLarge)
                 } else if is_stalled(&error, Stalled::Client) {
                     Err(Reject::RequestTimeout)
+                } else if is_certificate_error(&error) {
+                    tracing::warn!(error = %error_chain(&error), "upstream TLS certificate refused");
+                    Err(Reject::UpstreamCertificate)
                 } else {
                     tracing::debug!(error = %error, "upstream request failed");
                     Err(Reject::BadGateway)
@@ -89,6 +105,18 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// An error and its sources, `: `-separated (hyper's own Display stops at the outermost).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -116,6 +144,18 @@ pub fn upstream_path(upstream: &Upstream, rest_path: &str, query: Option<&str>) 
     path_and_query
 }
 
+/// Who sent the request, as the upstream should learn it.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream {
+    /// The TCP peer, appended to `X-Forwarded-For`.
+    pub peer: IpAddr,
+    /// Whether that peer is a trusted proxy (then its `X-Forwarded-For`, `Forwarded` and
+    /// `X-Real-IP` are kept).
+    pub peer_is_trusted: bool,
+    /// `X-Forwarded-Proto`: `http`, or `https` behind the TLS listener.
+    pub proto: &'static str,
+}
+
 /// Builds the upstream request: URL, cleaned headers, identity headers, the body as it streams.
 /// `peer` is the TCP peer, appended to `X-Forwarded-For`; the incoming `X-Forwarded-For`,
 /// `Forwarded` and `X-Real-IP` are kept only when that peer is a trusted proxy
@@ -126,9 +166,13 @@ pub fn upstream_request(
     upstream: &Upstream,
     path_and_query: String,
     identity: &Identity<'_>,
-    peer: IpAddr,
-    peer_is_trusted: bool,
+    downstream: Downstream,
 ) -> Result<Request<UpstreamBody>, Reject> {
+    let Downstream {
+        peer,
+        peer_is_trusted,
+        proto,
+    } = downstream;
     let uri = Uri::builder()
         .scheme(upstream.scheme.clone())
         .authority(upstream.authority.clone())
@@ -148,7 +192,7 @@ pub fn upstream_request(
         headers.remove("x-real-ip");
     }
     append_forwarded_for(&mut headers, peer);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }

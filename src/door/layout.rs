@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::door::{DoorService, FrontDoor};
 use crate::server::{serve, ServerLimits};
@@ -79,24 +80,29 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
-/// Serves the data plane on `listeners` until `shutdown` turns true; the handles end after draining.
+/// Serves the data plane on `listeners` until `shutdown` turns true (over TLS with `tls`); the
+/// handles end after draining.
 pub fn spawn_data_plane(
     listeners: DataListeners,
     door: Arc<FrontDoor>,
     limits: ServerLimits,
     shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let count = listeners.listeners.len();
     let mut handles = Vec::with_capacity(count);
     for (i, std_listener) in listeners.listeners.into_iter().enumerate() {
         let door = door.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         let mut limits = limits;
         limits.max_connections = (limits.max_connections / count).max(1);
         match listeners.layout {
             Layout::Shared => {
                 let listener = TcpListener::from_std(std_listener)?;
-                handles.push(tokio::spawn(serve_door(listener, door, limits, shutdown)));
+                handles.push(tokio::spawn(serve_door(
+                    listener, door, limits, shutdown, tls,
+                )));
             }
             Layout::PerCore(_) => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -110,7 +116,7 @@ pub fn spawn_data_plane(
                     .spawn(move || {
                         runtime.block_on(async move {
                             match TcpListener::from_std(std_listener) {
-                                Ok(listener) => serve_door(listener, door, limits, shutdown).await,
+                                Ok(listener) => serve_door(listener, door, limits, shutdown, tls).await,
                                 Err(error) => tracing::error!(%error, "cannot register the data-plane listener"),
                             }
                         });
@@ -130,6 +136,7 @@ async fn serve_door(
     door: Arc<FrontDoor>,
     limits: ServerLimits,
     shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) {
     let metrics = Some(door.metrics.clone());
     serve(
@@ -138,6 +145,7 @@ async fn serve_door(
         limits,
         shutdown,
         metrics,
+        tls,
     )
     .await;
 }

@@ -24,7 +24,7 @@ use crate::core::registry::Registry;
 use crate::core::reject::Reject;
 use crate::core::route::Action;
 use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
-use crate::door::forward::{upstream_path, upstream_request, Forwarder};
+use crate::door::forward::{upstream_path, upstream_request, Downstream, Forwarder};
 use crate::door::idle::{IdleTimeout, Stalled};
 use crate::door::respond::{error_response, fixed_response, ResponseBody};
 use crate::portal::{self, redact_path};
@@ -77,6 +77,8 @@ pub struct FrontDoor {
     pub freshness: Option<Arc<crate::server::freshness::Freshness>>,
     /// The data plane's public base URL (`--public-url`, no trailing `/`), for the portal.
     pub public_url: Box<str>,
+    /// `X-Forwarded-Proto` sent upstream: `https` when the data plane terminates TLS.
+    pub forwarded_proto: &'static str,
 }
 
 impl FrontDoor {
@@ -91,13 +93,18 @@ impl FrontDoor {
         FrontDoor {
             registry,
             gate: Gate::new(cache_capacity),
-            forwarder: Forwarder::new(upstream_timeout, limits.upstream_read_timeout),
+            forwarder: Forwarder::new(
+                upstream_timeout,
+                limits.upstream_read_timeout,
+                platform_roots(),
+            ),
             metrics,
             limits,
             trusted_proxies: Vec::new(),
             access_log: None,
             freshness: None,
             public_url: "http://127.0.0.1:8080".into(),
+            forwarded_proto: "http",
         }
     }
 
@@ -225,8 +232,11 @@ impl FrontDoor {
                     upstream,
                     path_and_query,
                     &identity,
-                    tcp_peer,
-                    peer_is_trusted,
+                    Downstream {
+                        peer: tcp_peer,
+                        peer_is_trusted,
+                        proto: self.forwarded_proto,
+                    },
                 ) {
                     Ok(request) => Prepared::Forward(Box::new(Forwarding {
                         request,
@@ -350,6 +360,12 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The upstream TLS configuration over the platform's roots alone (a private CA is added by
+/// `serve --upstream-ca-file`, which replaces the forwarder).
+fn platform_roots() -> Arc<rustls::ClientConfig> {
+    crate::server::tls::client_config(crate::server::tls::platform_roots().0)
 }
 
 /// The per-connection hyper service.

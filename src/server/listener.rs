@@ -1,4 +1,5 @@
-//! HTTP/1.1 listener plumbing: accept loop, connection cap, header timeout, graceful drain.
+//! HTTP/1.1 listener plumbing: accept loop, connection cap, optional TLS handshake, header
+//! timeout, graceful drain.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::server::metrics::Metrics;
 use crate::server::send_timeout::SendTimeout;
@@ -46,12 +48,16 @@ impl Default for ServerLimits {
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` turns true, then drains (bounded). When
 /// `metrics` is given, its `open_connections` gauge follows the connections of this listener.
+/// With `tls`, every connection first completes a TLS handshake, which must finish within the
+/// header read timeout; a failed or stalled handshake (a plain-HTTP request included) closes the
+/// connection.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
     make_service: F,
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
     metrics: Option<Arc<Metrics>>,
+    tls: Option<TlsAcceptor>,
 ) where
     F: Fn(SocketAddr) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -96,19 +102,37 @@ pub async fn serve<F, S, B>(
         let builder = builder.clone();
         let mut connection_shutdown = shutdown.clone();
         let open = metrics.clone().map(OpenConnection::new);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let stream = SendTimeout::new(stream, limits.send_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::trace!(%error, "connection ended with an error");
-                    }
+            match tls {
+                None => {
+                    run_connection(
+                        &builder,
+                        TokioIo::new(stream),
+                        service,
+                        &mut connection_shutdown,
+                    )
+                    .await
                 }
-                _ = stopped(&mut connection_shutdown) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => done,
+                        _ = stopped(&mut connection_shutdown) => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            run_connection(
+                                &builder,
+                                TokioIo::new(stream),
+                                service,
+                                &mut connection_shutdown,
+                            )
+                            .await
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
             }
             drop(open);
@@ -126,6 +150,36 @@ pub async fn serve<F, S, B>(
         .is_err()
     {
         tracing::warn!("shutdown drain timed out; closing remaining connections");
+    }
+}
+
+/// Serves one connection until it ends, or until `shutdown` turns true (then gracefully).
+async fn run_connection<IO, S, B>(
+    builder: &http1::Builder,
+    io: IO,
+    service: S,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+        }
+        _ = stopped(shutdown) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 

@@ -1,13 +1,16 @@
 //! What both listeners (the data plane and the admin API) stand on, below both of them.
 //!
-//! - [`listener`]: the HTTP/1.1 accept loop: connection cap, header timeout, graceful drain.
+//! - [`listener`]: the HTTP/1.1 accept loop: connection cap, TLS handshake, header timeout,
+//!   graceful drain.
 //! - [`metrics`]: the Prometheus registry the data plane records into and `GET /metrics` renders.
 //! - [`send_timeout`]: cuts off a peer that stops reading its response.
 //! - [`freshness`]: how old this node's view of the store is (`--max-staleness-s`).
+//! - [`tls`]: rustls on ring: listener certificates (reloadable) and the upstream client's trust.
 
 pub mod freshness;
 pub mod listener;
 pub mod metrics;
 pub mod send_timeout;
+pub mod tls;
 
 pub use listener::{serve, stopped, ServerLimits};

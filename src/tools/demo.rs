@@ -12,6 +12,13 @@ use crate::core::token::{self, NewToken};
 
 /// PEM PKCS#8 private key of the benchmark RS256 profile (a public test fixture).
 pub const BENCH_RSA_PRIVATE_PEM: &str = include_str!("../../tests/data/jwt-interop/rsa2048.key");
+/// The benchmark's TLS certificate for `localhost` and 127.0.0.1 (a public test fixture,
+/// tests/data/tls), its PKCS#8 key, and the CA that signed it.
+pub const BENCH_TLS_CERT_PEM: &str = include_str!("../../tests/data/tls/bench.crt");
+/// Private key of [`BENCH_TLS_CERT_PEM`].
+pub const BENCH_TLS_KEY_PEM: &str = include_str!("../../tests/data/tls/bench.key");
+/// The CA certificate that signed [`BENCH_TLS_CERT_PEM`].
+pub const BENCH_TLS_CA_PEM: &str = include_str!("../../tests/data/tls/bench-ca.pem");
 /// SPKI public key of the same pair.
 pub const BENCH_RSA_PUBLIC_PEM: &str =
     include_str!("../../tests/data/jwt-interop/rsa2048.spki.pem");

@@ -361,8 +361,8 @@ async fn bad_collection_input_names_the_field() {
             "endpoints[0]: ",
         ),
         (
-            json!({"name": "x", "path": "o", "endpoints": [{"method": "GET", "path": "/a", "upstream": "https://h"}]}),
-            "endpoints[0].upstream: https upstreams are not supported yet",
+            json!({"name": "x", "path": "o", "endpoints": [{"method": "GET", "path": "/a", "upstream": "ftp://h"}]}),
+            "endpoints[0].upstream: must be an absolute http:// or https:// URL",
         ),
         (
             json!({"name": "x", "path": "o", "endpoints": [{"method": "GET", "path": "/a", "upstream": "h:80"}]}),

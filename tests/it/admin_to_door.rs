@@ -31,6 +31,7 @@ async fn start_door(server: &AdminServer) -> (std::net::SocketAddr, watch::Sende
         ServerLimits::default(),
         stopped,
         None,
+        None,
     ));
     (addr, stop)
 }

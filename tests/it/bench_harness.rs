@@ -5,13 +5,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 8] = [
     "api-token",
     "hs256",
     "rs256",
     "rs256-miss",
     "unknown",
     "forward",
+    "tls",
+    "tls-handshake",
 ];
 
 fn bench(args: &[&str]) -> (std::process::Output, String) {

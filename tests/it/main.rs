@@ -23,4 +23,5 @@ mod portal;
 mod portal_browser;
 mod slow_peers;
 mod sqlite_store;
+mod tls;
 mod wycheproof;

@@ -239,15 +239,13 @@ mod tests {
     }
 
     #[test]
-    fn upstreams_must_be_plain_http_urls() {
+    fn upstreams_must_be_http_or_https_urls() {
         assert!(upstream("u", "http://127.0.0.1:9000").is_ok());
         assert!(upstream("u", "http://backend.internal/api/v2").is_ok());
         assert!(upstream("u", "http://[::1]:8000/x").is_ok());
-        let https = message(upstream("u", "https://example.com").unwrap_err());
-        assert!(
-            https.contains("https upstreams are not supported yet"),
-            "{https}"
-        );
+        assert!(upstream("u", "https://api.example.com/v1").is_ok());
+        let ftp = message(upstream("u", "ftp://example.com").unwrap_err());
+        assert!(ftp.contains("http:// or https://"), "{ftp}");
         for bad in [
             "ftp://x",
             "example.com",

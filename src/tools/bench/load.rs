@@ -1,4 +1,5 @@
-//! The load generator: N keep-alive HTTP/1.1 connections, each a loop of sequential requests.
+//! The load generator: N keep-alive HTTP/1.1 connections (plain or TLS), each a loop of
+//! sequential requests.
 //!
 //! It is written to be cheap, because it shares the machine's cores with the server it
 //! measures: every request is pre-rendered bytes written with one `write_all`, and a response is
@@ -45,6 +46,8 @@ pub struct LoadPlan {
     pub connections: usize,
     /// How long the measured phase lasts.
     pub duration: Duration,
+    /// Speak TLS, trusting this configuration's roots (the server is verified as `localhost`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What a run measured.
@@ -148,19 +151,29 @@ async fn connection(
     let requests = &plan.requests[..];
     let mut next = index;
 
-    let mut conn = match Connection::open(plan.addr).await {
+    let mut conn = match Connection::open(plan.addr, plan.tls.as_ref()).await {
         Ok(conn) => Some(conn),
         Err(e) => {
             report.error(format!("cannot connect to {}: {e}", plan.addr));
             None
         }
     };
-    if let Some(c) = conn.as_mut() {
+    if conn.is_some() {
         for _ in 0..WARMUP_REQUESTS {
             let Some(request) = requests.get(next % requests.len().max(1)) else {
                 break;
             };
             next += 1;
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match Connection::open(plan.addr, plan.tls.as_ref()).await {
+                    Ok(c) => conn.insert(c),
+                    Err(e) => {
+                        report.error(format!("warm-up: cannot reconnect: {e}"));
+                        break;
+                    }
+                },
+            };
             match c.exchange(request).await {
                 Ok(status) if status == plan.expected_status => {}
                 Ok(status) => report.error(format!(
@@ -171,6 +184,10 @@ async fn connection(
                     report.error(format!("warm-up: {e}"));
                     break;
                 }
+            }
+            // `Connection: close` scenarios open a new connection for every request.
+            if c.closed_by_server {
+                conn = None;
             }
         }
     }
@@ -194,7 +211,7 @@ async fn connection(
         next += 1;
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Connection::open(plan.addr).await {
+            None => match Connection::open(plan.addr, plan.tls.as_ref()).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     report.error(format!("cannot reconnect to {}: {e}", plan.addr));
@@ -228,10 +245,37 @@ async fn connection(
     report
 }
 
+/// The socket, plain or TLS.
+enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP (boxed: the session state is large).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read_buf(buf).await,
+            Stream::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+}
+
 /// A keep-alive client connection with its read buffer.
 struct Connection {
     /// The socket.
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read and not yet consumed: `buf[..filled]`.
     buf: Vec<u8>,
     /// The last response said `Connection: close`.
@@ -239,9 +283,23 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr) -> io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    async fn open(
+        addr: SocketAddr,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Connection> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost")
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(16 * 1024),
@@ -497,7 +555,7 @@ mod tests {
                 socket.write_all(answer).await.unwrap();
             }
         });
-        let mut conn = Connection::open(addr).await.unwrap();
+        let mut conn = Connection::open(addr, None).await.unwrap();
         let request = get_request(addr, "/", &[]);
         assert_eq!(conn.exchange(&request).await.unwrap(), 200);
         assert!(conn.buf.is_empty());

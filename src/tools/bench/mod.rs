@@ -70,17 +70,23 @@ pub enum Scenario {
     Unknown,
     /// Through the proxy to an in-process upstream.
     Forward,
+    /// `API-Token` over HTTPS on keep-alive connections (TLS record cost).
+    Tls,
+    /// `API-Token` over HTTPS with `Connection: close`: a full TLS handshake for every request.
+    TlsHandshake,
 }
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::ApiToken,
         Scenario::Hs256,
         Scenario::Rs256,
         Scenario::Rs256Miss,
         Scenario::Unknown,
         Scenario::Forward,
+        Scenario::Tls,
+        Scenario::TlsHandshake,
     ];
 
     /// The name on the command line and at the start of the table row.
@@ -92,6 +98,8 @@ impl Scenario {
             Scenario::Rs256Miss => "rs256-miss",
             Scenario::Unknown => "unknown",
             Scenario::Forward => "forward",
+            Scenario::Tls => "tls",
+            Scenario::TlsHandshake => "tls-handshake",
         }
     }
 }
@@ -306,8 +314,12 @@ fn run_bench(args: &BenchArgs) -> Result<Vec<ScenarioResult>, BenchError> {
     let run_s = args.duration.as_secs().saturating_add(1) * scenarios.len() as u64;
     let lifetime_s = i64::try_from(run_s.saturating_add(3600)).unwrap_or(i64::MAX / 2);
     let needs_uncached = scenarios.contains(&Scenario::Rs256Miss);
+    let needs_tls = scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Tls | Scenario::TlsHandshake));
     let bench = server_rt.block_on(Bench::start(
         needs_uncached,
+        needs_tls,
         lifetime_s,
         args.data_layout,
         args.access_log.clone(),
@@ -381,6 +393,7 @@ fn run_scenario(
         expected_status: target.expected_status,
         connections,
         duration,
+        tls: target.tls.clone(),
     };
     let mut before = (0, 0);
     let mut cpu_before = None;

@@ -31,13 +31,18 @@ use crate::core::keys::HmacKey;
 use crate::core::model::{AuthConfig, Endpoint};
 use crate::core::token;
 use crate::door::layout::Layout;
+use crate::server::tls::{client_config, TlsFiles};
 use crate::server::{serve, ServerLimits};
 use crate::store::{load_or_create_secrets_key, SqliteStore, Store};
 use crate::tools::demo::{
     add_client, add_collection, add_profile, bench_fixture, BENCH_RSA_PRIVATE_PEM,
+    BENCH_TLS_CA_PEM, BENCH_TLS_CERT_PEM, BENCH_TLS_KEY_PEM,
 };
 use crate::tools::jwt_sign::{client_claims, SigningKey};
 use crate::tools::signing::RsaSigningKey;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::sync::Arc;
 
 /// Path of the fixed-response endpoint of the bench fixture.
 const HELLO_PATH: &str = "/bench/hello";
@@ -82,6 +87,8 @@ pub struct Target<'a> {
     pub requests: Vec<Vec<u8>>,
     /// The status every response should carry.
     pub expected_status: u16,
+    /// The client's TLS configuration, for the HTTPS front door.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The running system under test.
@@ -90,6 +97,9 @@ pub struct Bench {
     main: Running,
     /// The front door without a token cache, for `rs256-miss`.
     uncached: Option<Running>,
+    /// The HTTPS front door (the fixture certificate), for `tls` and `tls-handshake`, and a
+    /// client configuration that trusts it.
+    https: Option<(Running, Arc<rustls::ClientConfig>)>,
     /// Stops the upstream.
     upstream_shutdown: watch::Sender<bool>,
     /// The upstream's accept loop.
@@ -120,6 +130,7 @@ impl Bench {
     /// must outlast the run; `access_log` turns the front doors' access log on (`-` or a path).
     pub async fn start(
         uncached: bool,
+        tls: bool,
         token_lifetime_s: i64,
         data_layout: Layout,
         access_log: Option<String>,
@@ -203,16 +214,48 @@ impl Bench {
                     &state,
                     0,
                     data_layout,
-                    access_log,
+                    access_log.clone(),
                 )
                 .await?,
             )
         } else {
             None
         };
+        let https = if tls {
+            let dir = temp.path().join("https");
+            std::fs::create_dir_all(&dir).map_err(BenchError::from_display)?;
+            let files = TlsFiles {
+                cert: dir.join("bench.crt"),
+                key: dir.join("bench.key"),
+            };
+            std::fs::write(&files.cert, BENCH_TLS_CERT_PEM).map_err(BenchError::from_display)?;
+            std::fs::write(&files.key, BENCH_TLS_KEY_PEM).map_err(BenchError::from_display)?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(BENCH_TLS_CA_PEM.as_bytes()) {
+                roots
+                    .add(cert.map_err(BenchError::from_display)?)
+                    .map_err(BenchError::from_display)?;
+            }
+            let server = start_door_with(
+                dir.join("data"),
+                &state,
+                1_000_000,
+                data_layout,
+                access_log,
+                Some(files),
+            )
+            .await?;
+            // Full handshakes only, as wrk does: `tls-handshake` measures the whole handshake.
+            let mut config = (*client_config(roots)).clone();
+            config.resumption = rustls::client::Resumption::disabled();
+            Some((server, Arc::new(config)))
+        } else {
+            None
+        };
         Ok(Bench {
             main,
             uncached,
+            https,
             upstream_shutdown,
             upstream_task,
             credentials: Credentials {
@@ -230,6 +273,11 @@ impl Bench {
     pub fn target(&self, scenario: Scenario) -> Result<Target<'_>, BenchError> {
         let c = &self.credentials;
         let main = &self.main;
+        let https = || {
+            self.https.as_ref().ok_or_else(|| {
+                BenchError::new("the TLS scenarios need the HTTPS server, which was not started")
+            })
+        };
         let one = |server: &Running, path: &str, header: String| {
             vec![get_request(server.data_addr, path, &[header])]
         };
@@ -238,7 +286,33 @@ impl Bench {
                 server: main,
                 requests: one(main, HELLO_PATH, format!("API-Token: {}", c.api_token)),
                 expected_status: 200,
+                tls: None,
             },
+            Scenario::Tls => {
+                let (server, config) = https()?;
+                Target {
+                    server,
+                    requests: one(server, HELLO_PATH, format!("API-Token: {}", c.api_token)),
+                    expected_status: 200,
+                    tls: Some(config.clone()),
+                }
+            }
+            Scenario::TlsHandshake => {
+                let (server, config) = https()?;
+                Target {
+                    server,
+                    requests: vec![get_request(
+                        server.data_addr,
+                        HELLO_PATH,
+                        &[
+                            format!("API-Token: {}", c.api_token),
+                            "Connection: close".to_owned(),
+                        ],
+                    )],
+                    expected_status: 200,
+                    tls: Some(config.clone()),
+                }
+            }
             Scenario::Hs256 => Target {
                 server: main,
                 requests: one(
@@ -247,6 +321,7 @@ impl Bench {
                     format!("Authorization: Bearer {}", c.hs256_jwt),
                 ),
                 expected_status: 200,
+                tls: None,
             },
             Scenario::Rs256 => Target {
                 server: main,
@@ -256,6 +331,7 @@ impl Bench {
                     format!("Authorization: Bearer {}", c.rs256_jwt),
                 ),
                 expected_status: 200,
+                tls: None,
             },
             Scenario::Rs256Miss => {
                 let server = self.uncached.as_ref().ok_or_else(|| {
@@ -269,6 +345,7 @@ impl Bench {
                         format!("Authorization: Bearer {}", c.rs256_jwt),
                     ),
                     expected_status: 200,
+                    tls: None,
                 }
             }
             Scenario::Unknown => Target {
@@ -281,6 +358,7 @@ impl Bench {
                     })
                     .collect(),
                 expected_status: 401,
+                tls: None,
             },
             Scenario::Forward => Target {
                 server: main,
@@ -290,6 +368,7 @@ impl Bench {
                     format!("API-Token: {}", c.forward_token),
                 ),
                 expected_status: 200,
+                tls: None,
             },
         };
         Ok(target)
@@ -300,6 +379,7 @@ impl Bench {
         let Bench {
             main,
             uncached,
+            https,
             upstream_shutdown,
             upstream_task,
             credentials: _,
@@ -309,6 +389,9 @@ impl Bench {
             main.shutdown().await;
             if let Some(uncached) = uncached {
                 uncached.shutdown().await;
+            }
+            if let Some((https, _)) = https {
+                https.shutdown().await;
             }
             let _ = upstream_shutdown.send(true);
             let _ = upstream_task.await;
@@ -331,6 +414,18 @@ async fn start_door(
     layout: Layout,
     access_log: Option<String>,
 ) -> Result<Running, BenchError> {
+    start_door_with(dir, state, cache_capacity, layout, access_log, None).await
+}
+
+/// [`start_door`], over HTTPS with `tls`.
+async fn start_door_with(
+    dir: PathBuf,
+    state: &crate::core::model::State,
+    cache_capacity: u64,
+    layout: Layout,
+    access_log: Option<String>,
+    tls: Option<TlsFiles>,
+) -> Result<Running, BenchError> {
     let (secrets, _) =
         load_or_create_secrets_key(&dir, None, true).map_err(BenchError::from_display)?;
     let (store, _) = SqliteStore::open(&dir, secrets).map_err(BenchError::from_display)?;
@@ -346,6 +441,7 @@ async fn start_door(
         cache_capacity,
         layout,
         access_log,
+        tls,
         ..ServeConfig::default()
     })
     .await
@@ -366,6 +462,7 @@ async fn start_upstream() -> Result<(SocketAddr, watch::Sender<bool>, JoinHandle
         |_peer| service_fn(upstream_hello),
         ServerLimits::default(),
         shutdown_rx,
+        None,
         None,
     ));
     Ok((addr, shutdown, task))

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod pg;
 pub mod process;
+pub mod tls;
 pub mod upstream;
 pub mod wire;
 
@@ -286,7 +287,7 @@ impl AdminServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = watch::channel(false);
-        let task = tokio::spawn(serve_admin(listener, Arc::clone(&admin), stop));
+        let task = tokio::spawn(serve_admin(listener, Arc::clone(&admin), stop, None));
         AdminServer {
             addr,
             admin,
