@@ -19,6 +19,16 @@
 #   unknown     UNKNOWN_COUNT RS256 JWTs whose `sub` matches no profile, signed by
 #               an unrelated key; expected 401 (tokengate) / 403 (HAProxy);
 #               compare throughput only (HAProxy still pays an RSA verify).
+#   tls         `API-Token` over HTTPS on keep-alive connections; HAProxy and a
+#               tokengate instance with --tls-cert share one certificate
+#               (tests/data/tls, ECDSA P-256); no bare run
+#   tls-handshake  the same with `Connection: close`: a full TLS handshake (wrk
+#               does not resume sessions) for every request
+#
+# Besides req/s and latency, every run reports the server's CPU per request:
+# the utime+stime of the server process over the run (/proc/PID/stat) divided
+# by the requests wrk completed. wrk competes with the server for the 2 cores,
+# so req/s depends on wrk's share; CPU per request much less so.
 #
 # The systems alternate within every round (A B C, A B C, ...) so drift on this
 # noisy machine hits all of them alike; the table shows medians over ROUNDS.
@@ -47,7 +57,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 SYSTEMS=${SYSTEMS:-bare,haproxy,tokengate}
-SCENARIOS=${SCENARIOS:-noauth,api-token,hs256,rs256,rs256-miss,unknown}
+SCENARIOS=${SCENARIOS:-noauth,api-token,hs256,rs256,rs256-miss,unknown,tls,tls-handshake}
 TOKEN_COUNT=${TOKEN_COUNT:-2000}
 UNKNOWN_COUNT=${UNKNOWN_COUNT:-500}
 TOKEN_EXP=${TOKEN_EXP:-2h}
@@ -57,7 +67,8 @@ HELLO=${HELLO:-target/release/examples/hello}
 export RUST_LOG=${RUST_LOG:-warn}
 
 ALL_SYSTEMS=(bare haproxy tokengate)
-ALL_SCENARIOS=(noauth api-token hs256 rs256 rs256-miss unknown)
+ALL_SCENARIOS=(noauth api-token hs256 rs256 rs256-miss unknown tls tls-handshake)
+TLS_DIR=$LOADTEST_DIR/../tests/data/tls   # bench.crt/bench.key (127.0.0.1, localhost), bench-ca.pem
 ENDPOINT_PATH=/bench/hello      # tokengate: collection `bench`, endpoint `/hello`
 STARTUP_TIMEOUT_S=15
 
@@ -67,6 +78,7 @@ WRK_PID=""              # the wrk run in progress, if any
 RUN_PROBLEMS=0          # runs or preflight checks that went wrong
 declare -A URL          # URL[system] / URL[system:scenario] where a scenario needs its own
 declare -A SERVER_PID   # SERVER_PID[name] for liveness checks
+declare -A SERVES       # SERVES[system] / SERVES[system:scenario]: the server whose CPU a run costs
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
@@ -259,7 +271,7 @@ setup_tokengate() {
     [[ -x $TOKENGATE ]] || die "$TOKENGATE is missing (build it, or leave tokengate out of SYSTEMS)"
     export TOKENGATE_ADMIN_KEY
     TOKENGATE_ADMIN_KEY=$(openssl rand -hex 32)
-    read -r port admin_port nocache_port nocache_admin_port <<<"$(free_ports 4)"
+    read -r port admin_port nocache_port nocache_admin_port tls_port tls_admin_port <<<"$(free_ports 6)"
     TG_ADMIN_URL="http://127.0.0.1:$admin_port"
 
     log "tokengate: configuring through the admin API"
@@ -268,10 +280,21 @@ setup_tokengate() {
     # Copy the store while no server holds it, then run both instances.
     stop_server tokengate
     cp -a "$WORK/tokengate-data" "$WORK/tokengate-nocache-data"
+    cp -a "$WORK/tokengate-data" "$WORK/tokengate-tls-data"
     start_tokengate tokengate "$WORK/tokengate-data" "$port" "$admin_port"
     start_tokengate tokengate-nocache "$WORK/tokengate-nocache-data" "$nocache_port" "$nocache_admin_port" --cache-capacity 0
+    if has "$SCENARIOS" tls || has "$SCENARIOS" tls-handshake; then
+        start_tokengate tokengate-tls "$WORK/tokengate-tls-data" "$tls_port" "$tls_admin_port" \
+            --tls-cert "$TLS_DIR/bench.crt" --tls-key "$TLS_DIR/bench.key"
+        URL[tokengate:tls]="https://127.0.0.1:$tls_port$ENDPOINT_PATH"
+        URL[tokengate:tls-handshake]="https://127.0.0.1:$tls_port$ENDPOINT_PATH"
+        SERVES[tokengate:tls]=tokengate-tls
+        SERVES[tokengate:tls-handshake]=tokengate-tls
+    fi
     URL[tokengate]="http://127.0.0.1:$port$ENDPOINT_PATH"
     URL[tokengate:rs256-miss]="http://127.0.0.1:$nocache_port$ENDPOINT_PATH"
+    SERVES[tokengate]=tokengate
+    SERVES[tokengate:rs256-miss]=tokengate-nocache
     log "tokengate: $TOKENGATE on 127.0.0.1:$port; --cache-capacity 0 copy on 127.0.0.1:$nocache_port (rs256-miss)"
 }
 
@@ -304,6 +327,7 @@ setup_bare() {
     start_server bare "$WORK/bare.log" "$HELLO" "127.0.0.1:$port"
     wait_for_status bare "http://127.0.0.1:$port/" 200
     URL[bare]="http://127.0.0.1:$port$ENDPOINT_PATH"
+    SERVES[bare]=bare
     log "bare: $HELLO on 127.0.0.1:$port"
 }
 
@@ -352,13 +376,20 @@ frontend rs256
     http-request deny unless { var(txn.alg) -m str RS256 }
     http-request deny unless { var(txn.bearer),jwt_verify(txn.alg,"$WORK/rs256.pub.pem") -m int 1 }
     $ok
+
+# API-Token over TLS: the same check behind the certificate tokengate-tls uses.
+frontend api_token_tls
+    bind 127.0.0.1:$5 ssl crt $WORK/haproxy-tls.pem alpn http/1.1 ssl-min-ver TLSv1.2
+    http-request deny unless { req.hdr(api-token),sha2(256),hex,map($WORK/api-tokens.map) -m found }
+    $ok
 EOF
 }
 
 setup_haproxy() {
-    local noauth_port api_port hs_port rs_port
-    read -r noauth_port api_port hs_port rs_port <<<"$(free_ports 4)"
-    write_haproxy_config "$noauth_port" "$api_port" "$hs_port" "$rs_port" >"$WORK/haproxy.cfg"
+    local noauth_port api_port hs_port rs_port tls_port
+    read -r noauth_port api_port hs_port rs_port tls_port <<<"$(free_ports 5)"
+    cat "$TLS_DIR/bench.crt" "$TLS_DIR/bench.key" >"$WORK/haproxy-tls.pem"
+    write_haproxy_config "$noauth_port" "$api_port" "$hs_port" "$rs_port" "$tls_port" >"$WORK/haproxy.cfg"
     haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejected $WORK/haproxy.cfg"
     start_server haproxy "$WORK/haproxy.log" haproxy -db -f "$WORK/haproxy.cfg"
     wait_for_status haproxy "http://127.0.0.1:$noauth_port/" 200
@@ -366,6 +397,9 @@ setup_haproxy() {
     URL[haproxy:api-token]="http://127.0.0.1:$api_port$ENDPOINT_PATH"
     URL[haproxy:hs256]="http://127.0.0.1:$hs_port$ENDPOINT_PATH"
     URL[haproxy]="http://127.0.0.1:$rs_port$ENDPOINT_PATH"   # rs256, rs256-miss, unknown
+    URL[haproxy:tls]="https://127.0.0.1:$tls_port$ENDPOINT_PATH"
+    URL[haproxy:tls-handshake]="https://127.0.0.1:$tls_port$ENDPOINT_PATH"
+    SERVES[haproxy]=haproxy
     HAPROXY_VERSION=$(haproxy -v | awk 'NR == 1 {print $3}')
     log "haproxy: $HAPROXY_VERSION, nbthread $HAPROXY_THREADS, frontends on 127.0.0.1:$noauth_port..$rs_port"
 }
@@ -374,7 +408,11 @@ setup_haproxy() {
 
 url_for() { echo "${URL[$1:$2]:-${URL[$1]}}"; }
 
-applies() { [[ ! ($1 == tokengate && $2 == noauth) ]]; }   # applies SYSTEM SCENARIO
+# applies SYSTEM SCENARIO: tokengate has no open endpoint; bare hyper has no TLS.
+applies() { [[ ! ($1 == tokengate && $2 == noauth) && ! ($1 == bare && $2 == tls*) ]]; }
+
+# The server's utime+stime in clock ticks: cpu_ticks SERVER_NAME
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${SERVER_PID[$1]}/stat" 2>/dev/null || echo 0; }
 
 # The status every response must have: expected_status SYSTEM SCENARIO
 expected_status() {
@@ -389,7 +427,8 @@ expected_status() {
 wrk_inputs_for() {
     case $1 in
         noauth) WRK_ENV=() WRK_ARGS=(-s "$LOADTEST_DIR/plain.lua") ;;
-        api-token) WRK_ENV=(TG_HEADER=API-Token "TG_VALUE=$API_AUTH_TOKEN") WRK_ARGS=(-s "$LOADTEST_DIR/fixed_header.lua") ;;
+        api-token | tls) WRK_ENV=(TG_HEADER=API-Token "TG_VALUE=$API_AUTH_TOKEN") WRK_ARGS=(-s "$LOADTEST_DIR/fixed_header.lua") ;;
+        tls-handshake) WRK_ENV=(TG_HEADER=API-Token "TG_VALUE=$API_AUTH_TOKEN") WRK_ARGS=(-H "Connection: close" -s "$LOADTEST_DIR/fixed_header.lua") ;;
         hs256) WRK_ENV=(TG_HEADER=Authorization "TG_VALUE=Bearer $(<"$WORK/hs256.txt")") WRK_ARGS=(-s "$LOADTEST_DIR/fixed_header.lua") ;;
         rs256) WRK_ENV=(TG_HEADER=Authorization "TG_VALUE=Bearer $(<"$WORK/rs256.txt")") WRK_ARGS=(-s "$LOADTEST_DIR/fixed_header.lua") ;;
         rs256-miss) WRK_ENV=("TG_TOKENS=$WORK/rs256-unique.txt") WRK_ARGS=(-s "$LOADTEST_DIR/rotating_tokens.lua") ;;
@@ -404,7 +443,7 @@ preflight() {
     url=$(url_for "$system" "$scenario")
     case $scenario in
         noauth) tokens=("") ;;
-        api-token) tokens=("$API_AUTH_TOKEN") ;;
+        api-token | tls | tls-handshake) tokens=("$API_AUTH_TOKEN") ;;
         hs256) tokens=("$(<"$WORK/hs256.txt")") ;;
         rs256) tokens=("$(<"$WORK/rs256.txt")") ;;
         rs256-miss) tokens=("$(head -1 "$WORK/rs256-unique.txt")" "$(tail -1 "$WORK/rs256-unique.txt")") ;;
@@ -413,9 +452,10 @@ preflight() {
     for token in "${tokens[@]}"; do
         case $scenario in
             noauth) header=() ;;
-            api-token) header=(-H "API-Token: $token") ;;
+            api-token | tls | tls-handshake) header=(-H "API-Token: $token") ;;
             *) header=(-H "Authorization: Bearer $token") ;;
         esac
+        [[ $url == https://* ]] && header+=(--cacert "$TLS_DIR/bench-ca.pem")
         got=$(curl -s -o "$WORK/preflight.body" -w '%{http_code}' --max-time 5 "${header[@]}" "$url" || true)
         if [[ $got != "$want" ]]; then
             loud "PREFLIGHT FAILED: $system/$scenario answered ${got:-nothing} (expected $want): $(head -c 300 "$WORK/preflight.body" 2>/dev/null)"
@@ -447,22 +487,25 @@ describe_result() {
     python3 - "$1" <<'PY'
 import json, sys
 run = json.loads(sys.argv[1])
-print("%9.0f req/s  p50 %6.2f ms  p99 %6.2f ms" % (run["rps"], run["p50_us"] / 1000, run["p99_us"] / 1000))
+print("%9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %6.2f us/req" % (run["rps"], run["p50_us"] / 1000, run["p99_us"] / 1000, run["server_cpu_us_per_request"]))
 PY
 }
 
 # Runs wrk once and appends a JSON line to $WORK/runs.jsonl.
 run_one() {
-    local round=$1 scenario=$2 system=$3 url want output result verdict
+    local round=$1 scenario=$2 system=$3 url want output result verdict server ticks_before ticks_after cpu_us
     url=$(url_for "$system" "$scenario")
     want=$(expected_status "$system" "$scenario")
+    server=${SERVES[$system:$scenario]:-${SERVES[$system]}}
     wrk_inputs_for "$scenario"
+    ticks_before=$(cpu_ticks "$server")
     # In the background so that a signal interrupts `wait` and cleanup can stop wrk too.
     env "${WRK_ENV[@]}" timeout $(($(duration_seconds) + 30)) \
         wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${WRK_ARGS[@]}" "$url" >"$WORK/wrk.out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || true
     WRK_PID=""
+    ticks_after=$(cpu_ticks "$server")
     output=$(<"$WORK/wrk.out")
     result=$(sed -n 's/^TG_RESULT //p' <<<"$output")
     if [[ -z $result ]]; then
@@ -470,6 +513,10 @@ run_one() {
         RUN_PROBLEMS=$((RUN_PROBLEMS + 1))
         return
     fi
+    # Server CPU per request, µs: clock ticks over the run ÷ requests (the tail of wrk's last
+    # in-flight requests is within noise at thousands of requests per second).
+    cpu_us=$(python3 -c 'import json,sys,os; r=json.loads(sys.argv[1]); t=int(sys.argv[3])-int(sys.argv[2]); print("%.2f" % (t*1e6/os.sysconf("SC_CLK_TCK")/max(r["requests"],1)))' "$result" "$ticks_before" "$ticks_after")
+    result="${result%\}},\"server_cpu_us_per_request\":$cpu_us}"
     verdict=$(judge_result "$result" "$want")
     if [[ $verdict != ok ]]; then
         loud "ERRORS in $system/$scenario round $round (expected every response $want): $verdict"
@@ -526,7 +573,8 @@ meta = {
     "rs256_unique_tokens": $TOKEN_COUNT,
     "unknown_tokens": $UNKNOWN_COUNT,
     "notes": "tokengate rs256-miss runs with --cache-capacity 0; noauth has no tokengate run; "
-             "unknown expects 401 (tokengate) / 403 (haproxy)",
+             "unknown expects 401 (tokengate) / 403 (haproxy); tls* share tests/data/tls's "
+             "certificate and have no bare run; CPU = server utime+stime / requests",
 }
 summary = {}
 for scenario in "$SCENARIOS".split(","):
@@ -540,6 +588,7 @@ for scenario in "$SCENARIOS".split(","):
                 "rps": round(statistics.median(r["rps"] for r in mine)),
                 "p50_ms": statistics.median(r["p50_us"] for r in mine) / 1000,
                 "p99_ms": statistics.median(r["p99_us"] for r in mine) / 1000,
+                "cpu_us": statistics.median(r["server_cpu_us_per_request"] for r in mine),
                 "runs": len(mine),
                 "runs_with_errors": sum(r["verdict"] != "ok" for r in mine),
             }
@@ -547,6 +596,8 @@ for scenario in "$SCENARIOS".split(","):
     for other in ("bare", "haproxy"):
         if "rps" in tg and row.get(other, {}).get("rps"):
             row[f"tokengate/{other}"] = round(tg["rps"] / row[other]["rps"], 3)
+        if "cpu_us" in tg and row.get(other, {}).get("cpu_us"):
+            row[f"cpu tokengate/{other}"] = round(tg["cpu_us"] / row[other]["cpu_us"], 3)
     summary[scenario] = row
 
 print()
@@ -557,21 +608,21 @@ else:
     print(f"token signer: {meta['token_signer']}")
 print(f"notes: {meta['notes']}")
 print()
-print(f"{'scenario':<11} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  {'runs':>4}  errors")
+print(f"{'scenario':<13} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}  {'runs':>4}  errors")
 for scenario, row in summary.items():
     for system in "$SYSTEMS".split(","):
         cell = row.get(system)
         if cell is None:
-            print(f"{scenario:<11} {system:<10} {'n/a':>9}")
+            print(f"{scenario:<13} {system:<10} {'n/a':>9}")
             continue
         if cell.get("preflight_failed"):
-            print(f"{scenario:<11} {system:<10} {'-':>9} {'-':>8} {'-':>8}  {0:>4}  PREFLIGHT FAILED  !!!")
+            print(f"{scenario:<13} {system:<10} {'-':>9} {'-':>8} {'-':>8} {'-':>10}  {0:>4}  PREFLIGHT FAILED  !!!")
             continue
         flag = f"{cell['runs_with_errors']} runs  !!!" if cell["runs_with_errors"] else "-"
-        print(f"{scenario:<11} {system:<10} {cell['rps']:>9} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f}  {cell['runs']:>4}  {flag}")
+        print(f"{scenario:<13} {system:<10} {cell['rps']:>9} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f} {cell['cpu_us']:>10.2f}  {cell['runs']:>4}  {flag}")
     ratios = "  ".join(f"{k} = {v:.2f}" for k, v in row.items() if "/" in k)
     if ratios:
-        print(f"{'':<11} {ratios}")
+        print(f"{'':<13} {ratios}")
     print()
 print("JSON summary:", json.dumps({"meta": meta, "summary": summary}))
 if out:
