@@ -147,6 +147,11 @@ impl Running {
     /// new certificate, open connections keep theirs. A file that does not load leaves that
     /// listener's current certificate in place and logs one line saying why.
     pub fn reload_tls(&self) {
+        if self.certs.is_empty() {
+            tracing::info!(
+                "SIGHUP: no TLS certificate to reload (no --tls-cert or --admin-tls-cert)"
+            );
+        }
         for (listener, cert) in &self.certs {
             match cert.reload() {
                 Ok(()) => {
@@ -315,7 +320,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
             .await
             .map_err(|e| StartError(format!("cannot load the store: {e}")))?
             .map_err(|e| StartError(e.to_string()))?
-            .with_cluster(freshness.clone(), config.propagation_timeout);
+            .with_cluster(freshness.clone(), config.propagation_timeout)
+            .with_data_listen(data_addr.to_string());
     let admin = Arc::new(admin);
 
     let mut demo = None;

@@ -202,7 +202,9 @@ fn check_string(s: &str) {
         assert!(compiled.find(&Method::GET, &instance(s)).is_some(), "{s:?} is unreachable");
     }
     if let Ok(up) = rules::upstream(s) {
-        assert!(s.len() <= rules::MAX_UPSTREAM && s[..7].eq_ignore_ascii_case("http://"));
+        let https = s.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+        assert!(s.len() <= rules::MAX_UPSTREAM && (https || s[..7].eq_ignore_ascii_case("http://")));
+        assert_eq!(up.scheme.as_str(), if https { "https" } else { "http" }, "{s:?}");
         assert!(!s.contains('?') && !s.contains('#') && !up.authority.as_str().contains('@'));
         assert!(!up.base_path.ends_with('/'));
         for rest in ["/", "/orders/42", "/a%20b"] {

@@ -75,6 +75,8 @@ pub struct Admin {
     freshness: Option<Arc<Freshness>>,
     /// How long a revoking change waits for every live node to apply it.
     propagation_timeout: Duration,
+    /// The data plane's listen address, for `/v1/nodes` on the embedded store.
+    data_listen: String,
 }
 
 /// Why [`Admin::open`] could not start.
@@ -174,7 +176,14 @@ impl Admin {
             portal_base_url,
             freshness: None,
             propagation_timeout: Duration::from_secs(2),
+            data_listen: String::new(),
         })
+    }
+
+    /// The data plane's listen address, as `/v1/nodes` shows it for the embedded store.
+    pub fn with_data_listen(mut self, addr: impl Into<String>) -> Admin {
+        self.data_listen = addr.into();
+        self
     }
 
     /// Makes this admin one node of many: `freshness` drives `/readyz` and
@@ -244,7 +253,7 @@ impl Admin {
         let items = if nodes.is_empty() {
             serde_json::json!([{
                 "id": "local",
-                "listen": self.portal_base_url,
+                "listen": self.data_listen,
                 "version": env!("CARGO_PKG_VERSION"),
                 "applied_revision": revision,
                 "heartbeat_age_s": 0.0,

@@ -1,4 +1,5 @@
-//! A tiny HTTP/1.1 client for the admin API: `http://` only, one request per connection, 10 s timeouts.
+//! A tiny HTTP/1.1 client for the admin API: `http://` or verified `https://`, one request per
+//! connection, 10 s timeouts.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,33 @@ pub fn load_admin_key(data_dir: &Path) -> Result<(String, KeyOrigin), String> {
     }
 }
 
+/// Extra trusted roots (a PEM file) for an `https://` admin URL, besides the platform's.
+pub const ADMIN_CA_FILE_ENV: &str = "TOKENGATE_ADMIN_CA_FILE";
+
+type Exchanged = (
+    http::StatusCode,
+    Result<http_body_util::Collected<Bytes>, Box<dyn std::error::Error + Send + Sync>>,
+);
+
+/// Sends one request over `stream` (plain or TLS) and reads the answer (at most
+/// `MAX_ANSWER_BYTES`).
+async fn send_over<S>(
+    stream: S,
+    request: http::Request<http_body_util::Full<Bytes>>,
+) -> Result<Exchanged, Box<dyn std::error::Error + Send + Sync>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let (parts, body) = response.into_parts();
+    let collected = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
+    driver.abort();
+    Ok((parts.status, collected))
+}
+
 /// The admin API's base URL, split for connecting.
 #[derive(Debug, Clone)]
 pub struct BaseUrl {
@@ -82,6 +110,8 @@ pub struct BaseUrl {
     port: u16,
     /// A path prefix (`""` or `/something`), for an admin API behind a proxy path.
     prefix: String,
+    /// `https://`: verified against the platform's roots plus `TOKENGATE_ADMIN_CA_FILE`.
+    tls: bool,
 }
 
 impl BaseUrl {
@@ -90,16 +120,11 @@ impl BaseUrl {
         let trimmed = text.trim().trim_end_matches('/');
         let bad = || format!("--admin-url {text:?} is not a URL like http://127.0.0.1:8081");
         let uri: Uri = trimmed.parse().map_err(|_| bad())?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "--admin-url {text:?}: https is not supported; the admin API speaks plain http \
-                     (keep it on loopback or a private network)"
-                ))
-            }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => return Err(bad()),
-        }
+        };
         let authority = uri.authority().ok_or_else(bad)?;
         if authority.as_str().contains('@') {
             return Err(format!(
@@ -121,7 +146,8 @@ impl BaseUrl {
             display: trimmed.to_owned(),
             authority: authority.as_str().to_owned(),
             host,
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
@@ -246,14 +272,17 @@ impl AdminClient {
             CallError::Protocol(format!("cannot build the request to {url}{target}: {e}"))
         })?;
         let work = async {
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            let driver = tokio::spawn(connection);
-            let response = sender.send_request(request).await?;
-            let (parts, body) = response.into_parts();
-            let collected = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
-            driver.abort();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts.status, collected))
+            if !self.base.tls {
+                return send_over(stream, request).await;
+            }
+            let ca_file = std::env::var_os(ADMIN_CA_FILE_ENV).map(std::path::PathBuf::from);
+            let (config, _) = crate::server::tls::upstream_client_config(ca_file.as_deref())
+                .map_err(|e| format!("{ADMIN_CA_FILE_ENV}: {e}"))?;
+            let name = rustls::pki_types::ServerName::try_from(self.base.host.clone())?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await?;
+            send_over(stream, request).await
         };
         match tokio::time::timeout(TIMEOUT, work).await {
             Err(_) => Err(CallError::Timeout(format!(
@@ -331,7 +360,10 @@ mod tests {
             (base.host.as_str(), base.port, base.prefix.as_str()),
             ("::1", 80, "/admin")
         );
-        assert!(BaseUrl::parse("https://x").unwrap_err().contains("https"));
+        let base = BaseUrl::parse("https://admin.example").unwrap();
+        assert_eq!((base.port, base.tls), (443, true));
+        assert!(!BaseUrl::parse("http://x").unwrap().tls);
+        assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("127.0.0.1:8081").is_err());
         assert!(BaseUrl::parse("http://u:p@h").is_err());
     }

@@ -6,6 +6,19 @@ use http::StatusCode;
 
 use crate::core::hygiene::PathError;
 
+/// Why forward-auth refused to decide (SPEC §3 "Forward-auth mode": fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardAuthError {
+    /// No `X-Forwarded-Uri`, `X-Original-URI` or path after `/_tokengate/verify`.
+    NoOriginalUri,
+    /// Two sources of the original method or URI disagree (after normalization).
+    ConflictingOriginal,
+    /// The original URI holds a `.` or `..` segment, raw or percent-encoded.
+    DotSegment,
+    /// The original method or URI is not a valid method or origin-form path.
+    BadOriginal,
+}
+
 /// A refusal; the variants map 1:1 to the SPEC's `error` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -47,6 +60,9 @@ pub enum Reject {
     RequestTimeout,
     /// The node has lost its store for longer than `--max-staleness-s`.
     Unavailable,
+    /// Forward-auth fails closed (403 `forbidden`): the reason the proxy's request could not be
+    /// trusted to name the original request.
+    ForwardAuth(ForwardAuthError),
 }
 
 impl Reject {
@@ -58,7 +74,9 @@ impl Reject {
             | Reject::InvalidToken
             | Reject::TokenExpired
             | Reject::TokenNotYetValid => StatusCode::UNAUTHORIZED,
-            Reject::AddressNotAllowed | Reject::CollectionNotGranted => StatusCode::FORBIDDEN,
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted | Reject::ForwardAuth(_) => {
+                StatusCode::FORBIDDEN
+            }
             Reject::NotFound => StatusCode::NOT_FOUND,
             Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Reject::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -79,7 +97,9 @@ impl Reject {
             Reject::InvalidToken => "invalid_token",
             Reject::TokenExpired => "token_expired",
             Reject::TokenNotYetValid => "token_not_yet_valid",
-            Reject::AddressNotAllowed | Reject::CollectionNotGranted => "forbidden",
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted | Reject::ForwardAuth(_) => {
+                "forbidden"
+            }
             Reject::NotFound => "not_found",
             Reject::RateLimited { .. } => "rate_limited",
             Reject::RequestHeaderTooLarge => "request_header_too_large",
@@ -123,6 +143,18 @@ impl Reject {
             Reject::RequestTimeout => "The request body stopped arriving before it was complete.",
             Reject::Unavailable => {
                 "This node has lost its configuration store for too long to decide safely; retry on another node."
+            }
+            Reject::ForwardAuth(ForwardAuthError::NoOriginalUri) => {
+                "Forward-auth needs the original request: the proxy sent no X-Forwarded-Uri, X-Original-URI or path after /_tokengate/verify."
+            }
+            Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal) => {
+                "Forward-auth got two different original methods or URIs from the proxy; refusing to guess."
+            }
+            Reject::ForwardAuth(ForwardAuthError::DotSegment) => {
+                "Forward-auth refuses an original URI with a . or .. segment: the upstream may read it differently."
+            }
+            Reject::ForwardAuth(ForwardAuthError::BadOriginal) => {
+                "Forward-auth got an original method or URI that is not valid."
             }
         }
     }
@@ -183,6 +215,10 @@ impl Reject {
             Reject::InvalidRequest(PathError::DotSegmentWithParameters) => 19,
             Reject::Unavailable => 20,
             Reject::UpstreamCertificate => 21,
+            Reject::ForwardAuth(ForwardAuthError::NoOriginalUri) => 22,
+            Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal) => 23,
+            Reject::ForwardAuth(ForwardAuthError::DotSegment) => 24,
+            Reject::ForwardAuth(ForwardAuthError::BadOriginal) => 25,
         }
     }
 
@@ -213,7 +249,7 @@ impl Reject {
             Reject::InvalidToken => 2,
             Reject::TokenExpired => 3,
             Reject::TokenNotYetValid => 4,
-            Reject::AddressNotAllowed | Reject::CollectionNotGranted => 5,
+            Reject::AddressNotAllowed | Reject::CollectionNotGranted | Reject::ForwardAuth(_) => 5,
             Reject::NotFound => 6,
             Reject::RateLimited { .. } => 7,
             Reject::RequestHeaderTooLarge => 8,
@@ -227,7 +263,7 @@ impl Reject {
     }
 
     /// Every variant (one per message), for tests and the prebuilt bodies.
-    pub const ALL: [Reject; 22] = [
+    pub const ALL: [Reject; 26] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
@@ -250,6 +286,10 @@ impl Reject {
         Reject::InvalidRequest(PathError::DotSegmentWithParameters),
         Reject::Unavailable,
         Reject::UpstreamCertificate,
+        Reject::ForwardAuth(ForwardAuthError::NoOriginalUri),
+        Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal),
+        Reject::ForwardAuth(ForwardAuthError::DotSegment),
+        Reject::ForwardAuth(ForwardAuthError::BadOriginal),
     ];
 }
 

@@ -1,8 +1,11 @@
 //! Forwarding to upstreams: a pooled hyper client (HTTP and verified HTTPS), header hygiene,
 //! identity headers, timeouts.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
@@ -43,7 +46,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// [`crate::server::tls::upstream_client_config`]).
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    client: Client<TimedConnector<HttpsConnector<HttpConnector>>, UpstreamBody>,
     timeout: Duration,
     read_timeout: Duration,
 }
@@ -54,15 +57,23 @@ impl Forwarder {
     /// two chunks (then the stream to the client is closed). HTTPS upstreams are verified with
     /// `tls` (SNI is the upstream URL's host); connections of both kinds are pooled.
     pub fn new(timeout: Duration, read_timeout: Duration, tls: Arc<ClientConfig>) -> Forwarder {
+        let connect_timeout = timeout.min(Duration::from_secs(10));
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        http.set_connect_timeout(Some(connect_timeout));
         http.enforce_http(false);
-        let connector = HttpsConnectorBuilder::new()
+        let https = HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        // The TLS handshake too: hyper-util may finish a connect in the background after the
+        // request that started it got another pooled connection, where no request timeout
+        // applies; a stalled handshake must not hold its socket forever.
+        let connector = TimedConnector {
+            inner: https,
+            timeout: connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -104,6 +115,41 @@ impl Forwarder {
                 }
             }
         }
+    }
+}
+
+/// A connector whose connects (TCP and TLS handshake together) end after `timeout`.
+#[derive(Clone)]
+pub struct TimedConnector<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower_service::Service<Uri> for TimedConnector<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err("connecting to the upstream (TCP and TLS) timed out".into()),
+            }
+        })
     }
 }
 
@@ -196,6 +242,18 @@ pub fn upstream_request(
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
+    insert_identity_headers(&mut headers, identity);
+
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// Adds the `X-Tokengate-*` identity headers of `identity` (SPEC §3): client and profile id and
+/// name, the auth method, and the JWT `name` claim when there is one.
+pub fn insert_identity_headers(headers: &mut HeaderMap, identity: &Identity<'_>) {
     let profile = identity.profile;
     headers.insert(CLIENT_ID.clone(), header_text(&profile.client_id));
     headers.insert(CLIENT_NAME.clone(), header_text(&profile.client_name));
@@ -208,12 +266,6 @@ pub fn upstream_request(
     if let Some(name) = identity.caller_name() {
         headers.insert(CALLER_NAME.clone(), header_text(name));
     }
-
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
 }
 
 /// The incoming headers minus credentials, hop-by-hop headers and any `X-Tokengate-*` (also

@@ -7,6 +7,8 @@
 //! - [`idle`]: idle timeouts on streamed bodies (a stalled client or upstream is cut off).
 //! - [`access_log`]: one JSON line per request, written off the request's thread.
 //! - [`layout`]: how the data plane uses the cores (shared runtime or one per core).
+//! - [`verify`]: forward-auth for nginx, Traefik, Caddy and Envoy (`/_tokengate/verify`,
+//!   `/_tokengate/auth-request`).
 
 pub mod access_log;
 pub mod forward;
@@ -14,5 +16,6 @@ pub mod idle;
 pub mod layout;
 pub mod respond;
 pub mod service;
+pub mod verify;
 
 pub use service::{now_ms, DoorFuture, DoorLimits, DoorService, FrontDoor};

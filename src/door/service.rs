@@ -286,7 +286,11 @@ impl FrontDoor {
                 started,
             );
         }
-        Prepared::Respond(error_response(reject))
+        let mut response = error_response(reject);
+        if path.starts_with(portal::PREFIX) {
+            portal::insert_security_headers(response.headers_mut());
+        }
+        Prepared::Respond(response)
     }
 }
 

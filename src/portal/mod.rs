@@ -128,6 +128,13 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Respo
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    insert_security_headers(headers);
+    response
+}
+
+/// Adds the portal's security headers to `headers` (also used for a portal URL the data plane
+/// refused before the portal saw it: a bad path, headers too large, a stale node).
+pub fn insert_security_headers(headers: &mut http::HeaderMap) {
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -137,12 +144,12 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Respo
         HeaderName::from_static("cross-origin-opener-policy"),
         HeaderValue::from_static("same-origin"),
     );
-    response
 }
 
-/// `path` with a portal key replaced by `…`, for log lines: the segment after a `portal`
+/// `path` with a possible portal key removed, for log lines: everything after a `portal`
 /// segment that follows a `_tokengate` one (compared after percent-decoding, so a raw path
-/// refused before normalization is covered too), unless it is `assets`.
+/// refused before normalization is covered too) becomes `…`, unless it is exactly
+/// `assets/<file>` with a plain file name.
 pub fn redact_path(path: &str) -> Cow<'_, str> {
     // `_tokengate` is spelled with `_` or `%5F`: a path with neither has no portal key.
     if !path.bytes().any(|b| b == b'_' || b == b'%') {
@@ -150,24 +157,22 @@ pub fn redact_path(path: &str) -> Cow<'_, str> {
     }
     let segments: Vec<&str> = path.split('/').collect();
     let mut seen_reserved = false;
-    let mut key_at = None;
     for (i, segment) in segments.iter().enumerate() {
         let decoded = percent_decode_lossy(segment);
         if decoded.eq_ignore_ascii_case("_tokengate") {
             seen_reserved = true;
         } else if seen_reserved && decoded.eq_ignore_ascii_case("portal") {
-            key_at = Some(i + 1);
-            break;
+            let rest = &segments[i + 1..];
+            let plain_asset = matches!(rest, ["assets", file]
+                if !file.is_empty() && file.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                    && *file != "." && *file != "..");
+            if rest.iter().all(|s| s.is_empty()) || plain_asset {
+                return Cow::Borrowed(path);
+            }
+            return Cow::Owned(format!("{}/…", segments[..=i].join("/")));
         }
     }
-    match key_at {
-        Some(i) if i < segments.len() && !segments[i].is_empty() && segments[i] != "assets" => {
-            let mut redacted: Vec<&str> = segments.clone();
-            redacted[i] = "…";
-            Cow::Owned(redacted.join("/"))
-        }
-        _ => Cow::Borrowed(path),
-    }
+    Cow::Borrowed(path)
 }
 
 fn percent_decode_lossy(segment: &str) -> String {
@@ -201,20 +206,24 @@ mod tests {
         );
         assert_eq!(
             redact_path("/_tokengate/portal/abcd/openapi.json"),
-            "/_tokengate/portal/…/openapi.json"
+            "/_tokengate/portal/…"
         );
         assert_eq!(
             redact_path("/_tokengate/portal/assets/portal.js"),
             "/_tokengate/portal/assets/portal.js"
         );
-        assert_eq!(
-            redact_path("/%5Ftokengate/%70ortal/abcd%2F"),
-            "/%5Ftokengate/%70ortal/…"
-        );
-        assert_eq!(
-            redact_path("/_tokengate/x/../PORTAL/abcd"),
-            "/_tokengate/x/../PORTAL/…"
-        );
+        for sneaky in [
+            "/_tokengate/portal/./abcd/%2F",
+            "/_tokengate/portal//abcd%2F",
+            "/_tokengate/portal/assets/../abcd%5C",
+            "/_tokengate/portal/assets/abcd/x",
+            "/%5Ftokengate/%70ortal/abcd%2F",
+            "/_tokengate/x/../PORTAL/abcd",
+        ] {
+            let redacted = redact_path(sneaky);
+            assert!(!redacted.contains("abcd"), "{sneaky} -> {redacted}");
+            assert!(redacted.ends_with("/…"), "{sneaky} -> {redacted}");
+        }
         assert_eq!(redact_path("/shop/portal/1"), "/shop/portal/1");
         assert_eq!(redact_path("/_tokengate/portal/"), "/_tokengate/portal/");
         assert_eq!(percent_decode_lossy("%4"), "%4");

@@ -151,7 +151,8 @@ pub fn platform_roots() -> (RootCertStore, usize) {
 }
 
 /// A client configuration that trusts `roots`: ring provider, TLS 1.3 and 1.2, server
-/// certificates always verified. No ALPN list: hyper-rustls adds `http/1.1` itself.
+/// certificates always verified. No ALPN list: hyper-rustls refuses a preset one, and for an
+/// HTTP/1-only client it sends none (the upstream then speaks HTTP/1.1, as without TLS).
 pub fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
     let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

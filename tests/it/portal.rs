@@ -220,6 +220,9 @@ async fn openapi_document_lists_the_same_endpoints_and_the_public_url() {
             ["properties"]["error"]["enum"],
         json!(["rate_limited", "quota_exceeded"])
     );
+    // /v1/nodes shows where the data plane listens, not the public URL.
+    let nodes = gateway.admin.expect(200, "GET", "/v1/nodes", None).await;
+    assert_eq!(nodes["items"][0]["listen"], gateway.data.to_string());
     // The client's portal_url uses the public URL too.
     let clients = gateway.admin.expect(200, "GET", "/v1/clients", None).await;
     let urls: Vec<&str> = clients["items"]
@@ -371,11 +374,17 @@ async fn grants_follow_profile_changes_and_keys_stay_out_of_the_access_log() {
         .await
         .text()
         .contains("/billing/invoices"));
-    // Refused raw paths with the key are logged without it too.
-    gateway
-        .call("GET", &format!("{path}/%2F"), &[])
-        .await
-        .assert_error(400, "invalid_request");
+    // Refused raw paths with the key are logged without it too, and keep the portal's headers.
+    for sneaky in [
+        format!("{path}/%2F"),
+        format!("/_tokengate/portal/./{key}/%2F"),
+    ] {
+        let refused = gateway.call("GET", &sneaky, &[]).await;
+        refused.assert_error(400, "invalid_request");
+        if sneaky.starts_with(&path) {
+            assert_portal_headers(&refused);
+        }
+    }
     gateway
         .call("GET", &format!("{path}/openapi.json"), &[])
         .await

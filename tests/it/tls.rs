@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use crate::support::gateway::{forward, ping};
 use crate::support::process::Served;
 use crate::support::tls::{
-    client_config, connect, get, http1, peer_certificate, write_atomically, HttpsUpstream, TestCa,
+    client_config, client_config_for, connect, get, http1, peer_certificate, write_atomically,
+    HttpsUpstream, TestCa,
 };
 use crate::support::upstream::Upstream;
 use crate::support::TempDir;
@@ -123,19 +124,6 @@ async fn https_listeners_answer_curl_with_the_private_ca() {
     // Without the CA, curl refuses the certificate.
     let (code, _, _) = curl(&["--resolve", &resolve, &format!("{base}/shop/ping")]).await;
     assert_eq!(code, 60, "an unknown issuer is refused by curl");
-    // TLS 1.1 and older are not offered.
-    let (code, _, err) = curl(&[
-        "--cacert",
-        ca_file,
-        "--resolve",
-        &resolve,
-        "--tlsv1.0",
-        "--tls-max",
-        "1.1",
-        &format!("{base}/shop/ping"),
-    ])
-    .await;
-    assert_ne!(code, 0, "TLS 1.1 must fail: {err}");
     // The upstream learns that the client came over HTTPS.
     let (code, body, err) = curl(&[
         "--cacert",
@@ -183,6 +171,38 @@ async fn https_listeners_answer_curl_with_the_private_ca() {
         served.admin.addr.port()
     )])
     .await;
+    // The CLI reaches it too, trusting the CA given in TOKENGATE_ADMIN_CA_FILE.
+    let admin_url = admin.clone();
+    let cli = move |ca: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokengate"));
+        command
+            .args(["client", "list", "--admin-url", &admin_url])
+            .env("TOKENGATE_ADMIN_KEY", crate::support::ADMIN_KEY)
+            .env_remove("TOKENGATE_ADMIN_CA_FILE");
+        if let Some(ca) = ca {
+            command.env("TOKENGATE_ADMIN_CA_FILE", ca);
+        }
+        command.output().unwrap()
+    };
+    let listed = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        let ca = ca_file.to_owned();
+        move || cli(Some(&ca))
+    })
+    .await
+    .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"items\""));
+    let refused = tokio::task::spawn_blocking(move || cli(None))
+        .await
+        .unwrap();
+    assert!(!refused.status.success(), "an unknown issuer is refused");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert_ne!(code, 0, "plain HTTP to the admin TLS port gets no answer");
 }
 
@@ -233,10 +253,20 @@ async fn plain_http_and_silent_clients_on_the_tls_port_are_closed() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
-    // A real TLS client still works.
+    // A real TLS client still works, over TLS 1.3 and over TLS 1.2.
     let config = client_config(&[&ca.pem()]);
     let stream = connect(served.data, &config, "127.0.0.1").await.unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let tls12 = client_config_for(&[&ca.pem()], &[&rustls::version::TLS12]);
+    let stream = connect(served.data, &tls12, "127.0.0.1").await.unwrap();
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
 }
 
 #[tokio::test]

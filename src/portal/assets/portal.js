@@ -70,10 +70,15 @@
     return "'" + text.replace(/'/g, "'\\''") + "'";
   }
 
+  // A token or JWT has no inner whitespace: drop what a wrapped paste put there.
+  function cleanCredential(text) {
+    return text.replace(/\s+/g, "");
+  }
+
   function renderCurl() {
     const endpoint = selectedEndpoint();
     if (!endpoint) { $("curl").textContent = ""; return; }
-    const credential = $("credential").value.trim() ||
+    const credential = cleanCredential($("credential").value) ||
       (authChoice() === "jwt" ? "YOUR_JWT" : "YOUR_AUTH_TOKEN");
     const [name, value] = credentialHeader(credential);
     const parts = ["curl", "-i"];
@@ -95,25 +100,26 @@
     event.preventDefault();
     const endpoint = selectedEndpoint();
     if (!endpoint) return;
-    const headers = new Headers();
-    const credential = $("credential").value.trim();
-    if (credential !== "") {
-      const [name, value] = credentialHeader(credential);
-      headers.set(name, value);
-    }
-    const init = { method: endpoint.method, headers, cache: "no-store", credentials: "omit",
-      redirect: "manual", referrerPolicy: "no-referrer" };
-    const body = $("body").value;
-    if (takesBody(endpoint.method) && body.trim() !== "") {
-      headers.set("Content-Type", "application/json");
-      init.body = body;
-    }
     const button = $("send");
     button.disabled = true;
     $("status").textContent = "Sending…";
     $("status").className = "status";
-    const started = performance.now();
+    let started = performance.now();
     try {
+      const headers = new Headers();
+      const credential = cleanCredential($("credential").value);
+      if (credential !== "") {
+        const [name, value] = credentialHeader(credential);
+        headers.set(name, value); // throws on characters a header cannot carry
+      }
+      const init = { method: endpoint.method, headers, cache: "no-store", credentials: "omit",
+        redirect: "manual", referrerPolicy: "no-referrer" };
+      const body = $("body").value;
+      if (takesBody(endpoint.method) && body.trim() !== "") {
+        headers.set("Content-Type", "application/json");
+        init.body = body;
+      }
+      started = performance.now();
       const response = await fetch(requestPath(endpoint), init);
       const text = await response.text();
       const elapsed = performance.now() - started;

@@ -90,6 +90,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
 /// A rustls client that trusts only `ca_pems`, offering ALPN `http/1.1`, without session
 /// resumption.
 pub fn client_config(ca_pems: &[&str]) -> Arc<rustls::ClientConfig> {
+    client_config_for(ca_pems, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] offering only the TLS `versions` given.
+pub fn client_config_for(
+    ca_pems: &[&str],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in ca_pems {
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
@@ -99,7 +107,7 @@ pub fn client_config(ca_pems: &[&str]) -> Arc<rustls::ClientConfig> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
