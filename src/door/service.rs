@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response};
-use http_body_util::{Either, Limited};
+use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::Service;
 
@@ -24,9 +25,12 @@ use crate::core::registry::Registry;
 use crate::core::reject::Reject;
 use crate::core::route::Action;
 use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
-use crate::door::forward::{upstream_path, upstream_request, Downstream, Forwarder};
+use crate::door::forward::{
+    insert_identity_headers, upstream_path, upstream_request, Downstream, Forwarder,
+};
 use crate::door::idle::{IdleTimeout, Stalled};
 use crate::door::respond::{error_response, fixed_response, ResponseBody};
+use crate::door::verify;
 use crate::portal::{self, redact_path};
 use crate::server::metrics::Metrics;
 
@@ -171,6 +175,11 @@ impl FrontDoor {
             }
             return Prepared::Respond(response.map(Either::Left));
         }
+        if let Some(flavor) = verify::flavor(&path) {
+            return self.forward_auth(
+                flavor, &request, peer, now_ms, memo, &snapshot, log, started,
+            );
+        }
         let verdict = {
             let gate_request = GateRequest {
                 method: request.method(),
@@ -262,6 +271,83 @@ impl FrontDoor {
             return Err(Reject::RequestHeaderTooLarge);
         }
         Ok(())
+    }
+
+    /// Answers a forward-auth request (SPEC §3): the decision the data plane would make for the
+    /// original method and URI the proxy names; 200 with the identity headers, or the refusal
+    /// (shaped for nginx on `auth-request`).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_auth(
+        &self,
+        flavor: verify::Flavor,
+        request: &Request<Incoming>,
+        peer: IpAddr,
+        now_ms: u64,
+        memo: &mut ConnectionMemo,
+        snapshot: &crate::core::registry::Snapshot,
+        mut log: Option<LogLine>,
+        started: Instant,
+    ) -> Prepared {
+        let original = match verify::original(
+            flavor,
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+        ) {
+            Ok(original) => original,
+            Err(reject) => return self.refuse_forward_auth(flavor, reject, peer, log, started),
+        };
+        let verdict = {
+            let gate_request = GateRequest {
+                method: &original.method,
+                path: &original.path,
+                headers: request.headers(),
+                peer,
+                now_ms,
+            };
+            self.gate
+                .decide_on_connection(snapshot, &gate_request, Some(memo))
+        };
+        self.metrics
+            .record_decision(verdict.cache, started.elapsed());
+        match verdict.result {
+            Ok(admitted) => {
+                self.metrics.record_outcome(Ok(()));
+                if let Some(line) = &mut log {
+                    let profile = admitted.identity.profile;
+                    line.client_id = Some(profile.client_id.to_string());
+                    line.profile_id = Some(profile.id.to_string());
+                    line.auth = Some(admitted.identity.auth.as_str());
+                }
+                if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
+                    line.write(access_log, 200, None, None, started);
+                }
+                let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+                insert_identity_headers(response.headers_mut(), &admitted.identity);
+                Prepared::Respond(response)
+            }
+            Err(reject) => self.refuse_forward_auth(flavor, reject, peer, log, started),
+        }
+    }
+
+    fn refuse_forward_auth(
+        &self,
+        flavor: verify::Flavor,
+        reject: Reject,
+        peer: IpAddr,
+        log: Option<LogLine>,
+        started: Instant,
+    ) -> Prepared {
+        let path = match flavor {
+            verify::Flavor::Verify => verify::VERIFY,
+            verify::Flavor::AuthRequest => verify::AUTH_REQUEST,
+        };
+        match self.refuse(reject, peer, path, log, started) {
+            Prepared::Respond(response) => {
+                Prepared::Respond(verify::denial(flavor, reject, response))
+            }
+            forward => forward,
+        }
     }
 
     /// Counts and logs a refusal and builds its answer. Refusals are logged at `info` (the

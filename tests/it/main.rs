@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod decision;
 mod durability;
+mod forward_auth;
 mod forwarding;
 mod front_door;
 mod hygiene;
