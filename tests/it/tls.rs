@@ -54,6 +54,19 @@ async fn curl(args: &[&str]) -> (i32, String, String) {
     .unwrap()
 }
 
+/// The server's log once a line satisfies `wanted` (or after 5 s): its stderr is read by a
+/// thread, so a line can lag the answer that caused it.
+async fn log_with(served: &Served, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = served.log();
+        if log.lines().any(&wanted) || Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Creates collection `shop` with `endpoints` and a client whose token profile grants it;
 /// returns the auth token.
 async fn shop_token(served: &Served, endpoints: Value) -> String {
@@ -373,7 +386,7 @@ async fn sighup_reloads_the_certificate_under_load_without_a_failed_request() {
         second.der,
         "a bad file keeps the current certificate"
     );
-    let log = served.log();
+    let log = log_with(&served, |l| l.contains("NOT reloaded")).await;
     assert!(log.contains("TLS certificate reloaded"), "{log}");
     let refused: Vec<&str> = log.lines().filter(|l| l.contains("NOT reloaded")).collect();
     assert_eq!(refused.len(), 1, "one line for the bad file:\n{log}");
@@ -433,7 +446,11 @@ async fn https_upstreams_behind_a_private_ca_and_a_wrong_name() {
         reply.json()["message"],
         "The upstream service's TLS certificate could not be verified."
     );
-    let log = served.log();
+    // The server's stderr reaches the test through a reader thread: wait for the line.
+    let log = log_with(&served, |l| {
+        l.contains("upstream TLS certificate refused") && l.to_lowercase().contains("name")
+    })
+    .await;
     assert!(
         log.lines()
             .any(|l| l.contains("upstream TLS certificate refused")
