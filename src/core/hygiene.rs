@@ -136,20 +136,25 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 /// Whether a segment is `.` or `..` followed by `;` parameters (`..;jsessionid=x`), raw or with
-/// the `;` still encoded (`..%3B`).
+/// the `;` still encoded (`..%3B`). Byte comparisons only: this runs on every request.
 fn has_dot_segment_with_parameters(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let before = segment.split_once(';').map(|(head, _)| head).or_else(|| {
-            let upper = segment.find("%3B").or_else(|| segment.find("%3b"))?;
-            Some(&segment[..upper])
-        });
-        matches!(before, Some(".") | Some(".."))
+    path.as_bytes().split(|&b| b == b'/').any(|segment| {
+        let rest = segment
+            .strip_prefix(b"..")
+            .or_else(|| segment.strip_prefix(b"."));
+        match rest {
+            Some([b';', ..]) => true,
+            Some([b'%', b'3', b, ..]) => b.eq_ignore_ascii_case(&b'b'),
+            _ => false,
+        }
     })
 }
 
 /// Whether any segment of `path` is `.` or `..`.
 fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|s| s == "." || s == "..")
+    path.as_bytes()
+        .split(|&b| b == b'/')
+        .any(|s| s == b"." || s == b"..")
 }
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` segments vanish, `..` removes the segment before it
