@@ -22,10 +22,6 @@ pub const VERIFY: &str = "/_tokengate/verify";
 /// The forward-auth path for nginx `auth_request`.
 pub const AUTH_REQUEST: &str = "/_tokengate/auth-request";
 
-static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
-static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 /// The error code of an `auth-request` denial.
 pub static X_TOKENGATE_ERROR: HeaderName = HeaderName::from_static("x-tokengate-error");
 /// The status the data plane would have answered, on an `auth-request` denial.
@@ -54,66 +50,109 @@ pub fn flavor(path: &str) -> Option<Flavor> {
 
 /// The original request a forward-auth request names: its method and normalized path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
+pub struct Original<'a> {
     /// The original method.
     pub method: Method,
-    /// The original path, normalized as the data plane normalizes (no query).
-    pub path: String,
+    /// The original path, normalized as the data plane normalizes (no query); borrowed from
+    /// the request when normalization changed nothing.
+    pub path: Cow<'a, str>,
 }
 
-/// One header's only value as text; two values, or bytes that are not text, are a conflict.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, Reject> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal));
+/// The four headers that can name the original request, each at most once, as text.
+#[derive(Default)]
+struct Sources<'h> {
+    forwarded_uri: Option<&'h str>,
+    original_uri: Option<&'h str>,
+    forwarded_method: Option<&'h str>,
+    original_method: Option<&'h str>,
+}
+
+impl<'h> Sources<'h> {
+    /// One pass over the request's headers (cheaper than four hashed lookups). A header sent
+    /// twice is a conflict; a value that is not text is invalid.
+    fn read(headers: &'h HeaderMap) -> Result<Sources<'h>, Reject> {
+        let mut sources = Sources::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "x-forwarded-uri" => &mut sources.forwarded_uri,
+                "x-original-uri" => &mut sources.original_uri,
+                "x-forwarded-method" => &mut sources.forwarded_method,
+                "x-original-method" => &mut sources.original_method,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal));
+            }
+            let text = value
+                .to_str()
+                .map_err(|_| Reject::ForwardAuth(ForwardAuthError::BadOriginal))?;
+            *slot = Some(text);
+        }
+        Ok(sources)
     }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| Reject::ForwardAuth(ForwardAuthError::BadOriginal))
 }
 
 /// Whether a raw path has a `.` or `..` segment, raw or percent-encoded (`%2e`, `.%2E`, …).
 fn has_dot_segment(raw_path: &str) -> bool {
-    raw_path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
+    raw_path.as_bytes().split(|&b| b == b'/').any(|segment| {
+        let mut dots = 0;
+        let mut rest = segment;
+        while !rest.is_empty() && dots <= 2 {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        rest.is_empty() && (1..=2).contains(&dots)
     })
 }
 
 /// Checks one raw original URI (origin form, query allowed) and normalizes its path.
-fn original_path(raw: &str) -> Result<String, Reject> {
-    let path = raw.split(['?', '#']).next().unwrap_or_default();
+fn original_path(raw: &str) -> Result<Cow<'_, str>, Reject> {
+    let end = raw.find(['?', '#']).unwrap_or(raw.len());
+    let path = &raw[..end];
     if !path.starts_with('/') {
         return Err(Reject::ForwardAuth(ForwardAuthError::BadOriginal));
     }
     if has_dot_segment(path) {
         return Err(Reject::ForwardAuth(ForwardAuthError::DotSegment));
     }
-    normalize_path(path)
-        .map(Cow::into_owned)
-        .map_err(Reject::InvalidRequest)
+    normalize_path(path).map_err(Reject::InvalidRequest)
+}
+
+/// Keeps the first value a source gave; a later source that gives another is a conflict.
+fn agree<T: PartialEq>(slot: &mut Option<T>, value: T) -> Result<(), Reject> {
+    match slot {
+        Some(first) if *first != value => {
+            Err(Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal))
+        }
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(value);
+            Ok(())
+        }
+    }
 }
 
 /// Reads the original request from a forward-auth request: `raw_path` is the request's path as
 /// received (before normalization), `method` its method. Errors (all 403 `forbidden` but a path
 /// the data plane would refuse, which is its 400): no original URI, sources that disagree, a
 /// dot-segment, an invalid method or URI.
-pub fn original(
+pub fn original<'a>(
     flavor: Flavor,
     method: &Method,
-    raw_path: &str,
-    headers: &HeaderMap,
-) -> Result<Original, Reject> {
-    let mut uris = Vec::with_capacity(3);
-    for name in [&X_FORWARDED_URI, &X_ORIGINAL_URI] {
-        if let Some(uri) = single(headers, name)? {
-            uris.push(original_path(uri)?);
-        }
+    raw_path: &'a str,
+    headers: &'a HeaderMap,
+) -> Result<Original<'a>, Reject> {
+    let sources = Sources::read(headers)?;
+    let mut path = None;
+    for uri in [sources.forwarded_uri, sources.original_uri]
+        .into_iter()
+        .flatten()
+    {
+        agree(&mut path, original_path(uri)?)?;
     }
     if flavor == Flavor::Verify {
         // Envoy ext_authz: the original path follows the prefix (raw, so dot-segments show).
@@ -121,32 +160,26 @@ pub fn original(
             .strip_prefix(VERIFY)
             .filter(|rest| rest.len() > 1 && rest.starts_with('/'));
         if let Some(rest) = rest {
-            uris.push(original_path(rest)?);
+            agree(&mut path, original_path(rest)?)?;
         }
     }
-    let Some(path) = uris.first().cloned() else {
+    let Some(path) = path else {
         return Err(Reject::ForwardAuth(ForwardAuthError::NoOriginalUri));
     };
-    if uris.iter().any(|other| *other != path) {
-        return Err(Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal));
+    let mut original_method = None;
+    for text in [sources.forwarded_method, sources.original_method]
+        .into_iter()
+        .flatten()
+    {
+        let parsed = Method::from_bytes(text.trim().as_bytes())
+            .map_err(|_| Reject::ForwardAuth(ForwardAuthError::BadOriginal))?;
+        agree(&mut original_method, parsed)?;
     }
-    let mut methods = Vec::with_capacity(2);
-    for name in [&X_FORWARDED_METHOD, &X_ORIGINAL_METHOD] {
-        if let Some(text) = single(headers, name)? {
-            let parsed = Method::from_bytes(text.trim().as_bytes())
-                .map_err(|_| Reject::ForwardAuth(ForwardAuthError::BadOriginal))?;
-            methods.push(parsed);
-        }
-    }
-    let method = match methods.first() {
-        Some(first) if methods.iter().any(|m| m != first) => {
-            return Err(Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal))
-        }
-        Some(first) => first.clone(),
+    Ok(Original {
         // Envoy keeps the client's method on the check request.
-        None => method.clone(),
-    };
-    Ok(Original { method, path })
+        method: original_method.unwrap_or_else(|| method.clone()),
+        path,
+    })
 }
 
 /// The answer to a refused forward-auth request: for `verify`, the data plane's own error
@@ -213,7 +246,7 @@ mod tests {
             original(Flavor::Verify, &get, VERIFY, &traefik).unwrap(),
             Original {
                 method: Method::POST,
-                path: "/shop/orders".into()
+                path: Cow::Borrowed("/shop/orders")
             }
         );
         let nginx = headers(&[
@@ -224,22 +257,42 @@ mod tests {
             original(Flavor::AuthRequest, &get, AUTH_REQUEST, &nginx).unwrap(),
             Original {
                 method: Method::DELETE,
-                path: "/shop/A".into()
+                path: Cow::Borrowed("/shop/A")
             }
         );
+        let none = HeaderMap::new();
         let envoy = original(
             Flavor::Verify,
             &Method::PUT,
             "/_tokengate/verify/shop/1",
-            &HeaderMap::new(),
+            &none,
         );
         assert_eq!(
             envoy.unwrap(),
             Original {
                 method: Method::PUT,
-                path: "/shop/1".into()
+                path: Cow::Borrowed("/shop/1")
             }
         );
+    }
+
+    #[test]
+    fn dot_segments_raw_and_encoded() {
+        for dotted in ["/.", "/..", "/a/%2e", "/a/%2E%2e/b", "/a/.%2e", "/a/./b"] {
+            assert!(has_dot_segment(dotted), "{dotted}");
+        }
+        for plain in [
+            "/",
+            "/a/...",
+            "/a/.x",
+            "/a/%2e%2e%2e",
+            "/a/a..",
+            "/a/%2",
+            "/a/%2f",
+            "//",
+        ] {
+            assert!(!has_dot_segment(plain), "{plain}");
+        }
     }
 
     #[test]
@@ -295,6 +348,8 @@ mod tests {
             "/shop/%2e%2E/a",
             "/shop/.%2e",
             "/shop/%2E",
+            "/shop/.",
+            "/..",
         ] {
             let h = headers(&[("x-forwarded-uri", dotted)]);
             assert_eq!(

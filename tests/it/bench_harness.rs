@@ -5,8 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "api-token",
+    "verify",
     "hs256",
     "rs256",
     "rs256-miss",

@@ -16,6 +16,7 @@
 //! | `rs256-miss` | one RS256 JWT against a second front door with `cache_capacity: 0`: every request checks the signature |
 //! | `unknown` | unknown auth token, JWT with an unknown `sub`, garbage bearer, in rotation: all 401 |
 //! | `forward` | `API-Token` through the proxy to an in-process upstream answering `200 {"ok":true}` |
+//! | `verify` | forward-auth: `API-Token` to `/_tokengate/verify` naming `GET /bench/hello` in `X-Forwarded-Method`/`-Uri` (Traefik's and Caddy's request); 200 with the identity headers |
 //!
 //! `--store-scale N,…` runs [`store_scale`] instead: start time and admin write latency with N
 //! profiles stored. `--store postgres://…` alone runs [`cluster`]: three nodes, commit-to-applied
@@ -70,6 +71,8 @@ pub enum Scenario {
     Unknown,
     /// Through the proxy to an in-process upstream.
     Forward,
+    /// Forward-auth: `/_tokengate/verify` naming the fixed-response endpoint.
+    Verify,
     /// `API-Token` over HTTPS on keep-alive connections (TLS record cost).
     Tls,
     /// `API-Token` over HTTPS with `Connection: close`: a full TLS handshake for every request.
@@ -78,8 +81,9 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::ApiToken,
+        Scenario::Verify,
         Scenario::Hs256,
         Scenario::Rs256,
         Scenario::Rs256Miss,
@@ -98,6 +102,7 @@ impl Scenario {
             Scenario::Rs256Miss => "rs256-miss",
             Scenario::Unknown => "unknown",
             Scenario::Forward => "forward",
+            Scenario::Verify => "verify",
             Scenario::Tls => "tls",
             Scenario::TlsHandshake => "tls-handshake",
         }

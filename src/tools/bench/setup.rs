@@ -288,6 +288,20 @@ impl Bench {
                 expected_status: 200,
                 tls: None,
             },
+            Scenario::Verify => Target {
+                server: main,
+                requests: vec![get_request(
+                    main.data_addr,
+                    crate::door::verify::VERIFY,
+                    &[
+                        format!("API-Token: {}", c.api_token),
+                        "X-Forwarded-Method: GET".to_owned(),
+                        format!("X-Forwarded-Uri: {HELLO_PATH}"),
+                    ],
+                )],
+                expected_status: 200,
+                tls: None,
+            },
             Scenario::Tls => {
                 let (server, config) = https()?;
                 Target {
