@@ -1,16 +1,18 @@
 //! Forward-auth (SPEC §3 "Forward-auth mode"), asked exactly the way each proxy asks: Traefik
 //! and Caddy (`X-Forwarded-Method`/`-Uri` to `/_tokengate/verify`), nginx `auth_request`
 //! (`X-Original-URI` to `/_tokengate/auth-request`), Envoy `ext_authz` (its method, the path
-//! after `/_tokengate/verify`). The real nginx and Caddy are not run here yet.
+//! after `/_tokengate/verify`). The real nginx and Caddy run the shipped configs in
+//! [`crate::proxies`].
 
 use serde_json::json;
 
 use crate::support::gateway::{ping, Gateway};
 use crate::support::Reply;
 
-/// A shop the client may call, a billing collection it may not; a token profile, a rate-limited
-/// one (1 request a minute) and one bound to 10.1.2.3. Returns the three tokens.
-async fn setup(gateway: &Gateway) -> (String, String, String) {
+/// A shop the client "Acme" may call, a billing collection it may not; a token profile, a
+/// rate-limited one (1 request a minute) and one whose `ip_allow` is `pinned_to` (a CIDR).
+/// Returns the three tokens.
+pub(crate) async fn setup(gateway: &Gateway, pinned_to: &str) -> (String, String, String) {
     let admin = &gateway.admin;
     let shop = admin
         .collection(
@@ -42,7 +44,7 @@ async fn setup(gateway: &Gateway) -> (String, String, String) {
         .profile(
             &client,
             json!({"name": "pinned", "collections": [shop], "auth": {"type": "token"},
-                   "ip_allow": ["10.1.2.3/32"]}),
+                   "ip_allow": [pinned_to]}),
         )
         .await
         .token;
@@ -60,7 +62,7 @@ fn assert_identity(reply: &Reply) {
 #[tokio::test]
 async fn traefik_caddy_and_envoy_get_the_data_planes_answers() {
     let gateway = Gateway::start().await;
-    let (token, limited, _) = setup(&gateway).await;
+    let (token, limited, _) = setup(&gateway, "10.1.2.3/32").await;
     let verify = |method: &'static str, uri: &'static str, extra: Vec<(&'static str, String)>| {
         let gateway = &gateway;
         async move {
@@ -119,7 +121,7 @@ async fn traefik_caddy_and_envoy_get_the_data_planes_answers() {
 #[tokio::test]
 async fn nginx_auth_request_gets_only_200_401_403_with_the_real_status_in_headers() {
     let gateway = Gateway::start().await;
-    let (token, limited, _) = setup(&gateway).await;
+    let (token, limited, _) = setup(&gateway, "10.1.2.3/32").await;
     let ask = |uri: &'static str, token: Option<String>| {
         let gateway = &gateway;
         async move {
@@ -183,7 +185,7 @@ type Headers<'a> = Vec<(&'a str, &'a str)>;
 #[tokio::test]
 async fn a_misconfigured_proxy_never_grants_access() {
     let gateway = Gateway::start().await;
-    let (token, _, _) = setup(&gateway).await;
+    let (token, _, _) = setup(&gateway, "10.1.2.3/32").await;
     let cases: Vec<(&str, Headers, &str)> = vec![
         ("/_tokengate/verify", vec![], "no X-Forwarded-Uri"),
         ("/_tokengate/auth-request", vec![], "no X-Forwarded-Uri"),
@@ -229,7 +231,7 @@ async fn ip_allow_sees_the_client_behind_a_trusted_proxy() {
         c.trusted_proxies = vec![tokengate::core::cidr::Cidr::parse("127.0.0.1/32").unwrap()];
     })
     .await;
-    let (_, _, pinned) = setup(&gateway).await;
+    let (_, _, pinned) = setup(&gateway, "10.1.2.3/32").await;
     let ask = |client: &'static str| {
         let (gateway, pinned) = (&gateway, pinned.clone());
         async move {

@@ -22,6 +22,7 @@ mod operations;
 mod paging;
 mod portal;
 mod portal_browser;
+mod proxies;
 mod slow_peers;
 mod sqlite_store;
 mod tls;

@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: temporary data directories, a tiny HTTP/1.1 client, and
 //! an admin API server on a free loopback port; the whole server in-process ([`gateway`]) or as
-//! the real binary ([`process`]), a test upstream ([`upstream`]), raw-socket reads ([`wire`]) and
+//! the real binary ([`process`]), real nginx and Caddy ([`proxy`]), a test upstream ([`upstream`]), raw-socket reads ([`wire`]) and
 //! fixtures ([`fixtures`]).
 #![allow(dead_code)]
 
@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod pg;
 pub mod process;
+pub mod proxy;
 pub mod tls;
 pub mod upstream;
 pub mod wire;
@@ -223,6 +224,38 @@ pub async fn try_send(
     body: Bytes,
 ) -> Result<Reply, BoxError> {
     let stream = TcpStream::connect(addr).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// Like [`send`], from the local address `from` (any of 127.0.0.0/8 works on loopback): for
+/// tests in which the client's address matters, behind a proxy on the same machine.
+pub async fn send_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let stream = socket
+        .connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {from} -> {addr}: {e}"));
+    exchange(stream, addr, method, path, headers, Bytes::new())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} to {addr} from {from} failed: {e}"))
+}
+
+/// One request on `stream` (with `Host: addr`); reads the whole response.
+async fn exchange(
+    stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Reply, BoxError> {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
