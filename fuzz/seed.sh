@@ -96,7 +96,8 @@ for p in / /c /c/ /c/orders /c/orders/42 /c/orders/42/ /c/orders/42/lines /c/ord
          /c/orders/%2E/lines /c/%6Frders/%34%32 /c/a%20b/%c3%a9 /c/a%2Fb /c/a%5cb /c/a%00 \
          '/c/a\b' /c/a%zz /c/a%2 '*' '' /../../etc/passwd /c/./orders/../orders/1 \
          '/c/orders/42?x=1&y=%2F' /c//orders// /c/.../lines /x/y/z/../../.. \
-         /c/orders/%252e%252e /c/%7e%2D%5f/%41; do
+         /c/orders/%252e%252e /c/%7e%2D%5f/%41 '/c/.%2E/x?y' '/c/%2e?q#f' '/c/orders/1#frag' \
+         '/c/orders/1..;x' '/c/..%3Bx;y/z'; do
     printf '%b%s\n10.0.0.1, 203.0.113.9\nx-tokengate-client-id\n' "\\x$(printf '%02x' $((i % 8)))" "$p" | seed path_route
     i=$((i + 1))
 done

@@ -10,7 +10,9 @@
 //! a matched endpoint's literal segments equal the path's and no `:param` value is empty, `.` or
 //! `..` (for normalized and raw paths); `client_address` returns the peer or an address listed in
 //! `X-Forwarded-For`, and the peer itself when the peer is not a trusted proxy;
-//! `is_reserved_header` equals an independent reading of its rule.
+//! `is_reserved_header` equals an independent reading of its rule; `door::verify::original` (the
+//! first line as `X-Forwarded-Uri`, `X-Original-URI` and Envoy's path) never reads a URI with a
+//! dot-segment and yields exactly `normalize_path` of the URI's path.
 #![no_main]
 
 use std::net::IpAddr;
@@ -240,4 +242,32 @@ fuzz_target!(|data: &[u8]| {
     }
 
     check_forwarded(&rest_lines, selector);
+    check_forward_auth(raw, &method);
 });
+
+/// Forward-auth: the first line as `X-Forwarded-Uri`, as `X-Original-URI`, and as Envoy's path
+/// after `/_tokengate/verify`. A granted original path is what `normalize_path` makes of the
+/// URI's path; a URI with a `.`/`..` segment (raw or `%2e`-encoded) is never read.
+fn check_forward_auth(raw: &[u8], method: &Method) {
+    use tokengate::door::verify::{original, Flavor, AUTH_REQUEST, VERIFY};
+    let Ok(value) = HeaderValue::from_bytes(raw) else { return };
+    let Ok(text) = std::str::from_utf8(raw) else { return };
+    let path = text.split(['?', '#']).next().unwrap_or("");
+    let dotted = path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    for (flavor, name, request_path) in [
+        (Flavor::Verify, "x-forwarded-uri", VERIFY.to_owned()),
+        (Flavor::AuthRequest, "x-original-uri", AUTH_REQUEST.to_owned()),
+        (Flavor::Verify, "x-unrelated", format!("{VERIFY}{path}")),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, value.clone());
+        let Ok(got) = original(flavor, method, &request_path, &headers) else { continue };
+        assert!(!dotted, "{text:?} has a dot-segment but was read as {:?}", got.path);
+        let expected = normalize_path(path).expect("an accepted original path normalizes");
+        assert_eq!(got.path, expected, "{text:?}");
+        assert_eq!(&got.method, method);
+    }
+}
