@@ -11,8 +11,9 @@ use crate::core::reject::Reject;
 /// The `API-Token` header name.
 pub static API_TOKEN: HeaderName = HeaderName::from_static("api-token");
 
-/// Longest credential value looked at; anything longer is refused before any work.
-pub const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
+/// Longest credential value looked at (a whole 15 KiB JWT fits); anything longer is refused
+/// before any work.
+pub const MAX_CREDENTIAL_LEN: usize = 15 * 1024;
 
 /// A credential as found in the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

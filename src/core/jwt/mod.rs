@@ -16,12 +16,14 @@ use crate::core::model::JwtAlg;
 use crate::core::reject::Reject;
 use crate::core::token::TokenDigest;
 
-/// Longest accepted compact JWT, in bytes.
-pub const MAX_JWT_LEN: usize = 8 * 1024;
+/// Longest accepted compact JWT, in bytes: 15 KiB, so that a token with a 10 240-byte payload
+/// (the integration platform's own limit) fits in one 16 KiB header (SPEC §3).
+pub const MAX_JWT_LEN: usize = 15 * 1024;
 /// Longest accepted decoded header, in bytes.
 const MAX_HEADER_LEN: usize = 1024;
-/// Longest accepted decoded payload, in bytes.
-const MAX_PAYLOAD_LEN: usize = 6 * 1024;
+/// Longest accepted decoded payload, in bytes (what 15 KiB of base64url can hold, rounded
+/// down; at least the platform's 10 240).
+const MAX_PAYLOAD_LEN: usize = 11 * 1024;
 /// Payloads up to this size are decoded into a small stack buffer.
 const SMALL_PAYLOAD_LEN: usize = 512;
 /// Longest accepted decoded signature (an 8192-bit RSA signature).
