@@ -27,6 +27,7 @@ use crate::store::{
     ensure_data_dir, load_or_create_admin_key, load_or_create_secrets_key, AdminKeySource,
     DataDirLock, NodeInfo, OpenEvent, PgStore, SqliteStore, Store,
 };
+use crate::usage::UsageSync;
 use tokio_rustls::TlsAcceptor;
 
 /// Everything `serve` can be told.
@@ -75,6 +76,9 @@ pub struct ServeConfig {
     pub admin_tls: Option<TlsFiles>,
     /// A PEM file of extra roots for HTTPS upstreams (`--upstream-ca-file`).
     pub upstream_ca_file: Option<PathBuf>,
+    /// Not a flag: how far ahead the data plane's and the quota sync's clocks run, for
+    /// in-process tests of quota windows. 0.
+    pub clock_skew: Duration,
 }
 
 /// Shortest admin key accepted from `TOKENGATE_ADMIN_KEY`: 32 characters, what
@@ -104,6 +108,7 @@ impl Default for ServeConfig {
             tls: None,
             admin_tls: None,
             upstream_ca_file: None,
+            clock_skew: Duration::ZERO,
         }
     }
 }
@@ -259,6 +264,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         load_or_create_secrets_key(&config.data_dir, config.secrets_key.clone(), !shared)
             .map_err(|e| StartError(e.to_string()))?;
     tracing::info!(source = ?secrets_source, "secrets key loaded");
+    // This process among the store's nodes and quota counts: random per run.
+    let node_id = crate::core::token::random_id()
+        .map_err(|_| StartError("the operating system's random generator failed".to_owned()))?;
     let mut cluster = None;
     let store: Arc<dyn Store> = match &config.store {
         None => {
@@ -277,9 +285,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         }
         Some(url) => {
             let node = NodeInfo {
-                id: crate::core::token::random_id().map_err(|_| {
-                    StartError("the operating system's random generator failed".to_owned())
-                })?,
+                id: node_id.clone(),
                 listen: format!("data={data_addr} admin={admin_addr}"),
             };
             let pg = Arc::new(
@@ -315,6 +321,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{data_addr}"));
     let portal_base = public_url.clone();
+    let usage_store = store.clone();
     let admin =
         tokio::task::spawn_blocking(move || Admin::open(store, admin_key, portal_base, render))
             .await
@@ -359,6 +366,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     door.freshness = freshness.clone();
     door.public_url = public_url.into();
     door.forwarded_proto = scheme;
+    door.clock_skew_ms = u64::try_from(config.clock_skew.as_millis()).unwrap_or(0);
     door.forwarder = Forwarder::new(
         config.upstream_timeout,
         config.door_limits.upstream_read_timeout,
@@ -366,6 +374,12 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     );
     let door = Arc::new(door);
     let _ = door_cell.set(door.clone());
+    // Quota counts of earlier runs and other nodes, before the first request is decided.
+    let mut usage = UsageSync::new(admin.registry(), usage_store, node_id);
+    usage.clock_skew_s = config.clock_skew.as_secs();
+    if let Err(e) = usage.sync_once(&door.gate).await {
+        tracing::warn!(error = %e, "cannot read the quota counts from the store; counting on this node alone until it is back");
+    }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut certs = Vec::new();
@@ -393,6 +407,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
             shutdown_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(usage.run(door.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(serve_admin(
         admin_listener,
         admin.clone(),

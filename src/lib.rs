@@ -14,6 +14,7 @@
 //! admin/ (the API, one file per resource) ─► store/ (sqlite | postgres: rows, change log)
 //!   └─► core/catalog + core/registry: each change compiles only what it touched
 //! cluster (a node among many: LISTEN, heartbeat, catch up, resync) ─► admin/ ─► store/
+//! usage (quota counts to and from the store, the live-node count) ─► core/registry, store/
 //! app (the wiring of `serve`, above door/ and admin/) · cli/ · tools/ (jwt sign, demo, bench)
 //! ```
 //!
@@ -26,6 +27,7 @@
 //! - [`store`]: durable storage: SQLite (embedded) or PostgreSQL (many nodes), sealed secrets,
 //!   the admin key.
 //! - [`cluster`]: keeps one node of many in step with a PostgreSQL store.
+//! - [`usage`]: syncs quota counts with the store every second; sets the live-node count.
 //! - [`app`]: the wiring of `serve`: store, admin API, data plane and metrics on their listeners.
 //! - [`cli`]: the command line (`serve`, `collection|client|profile`, `jwt sign`, `bench`).
 //! - [`tools`]: client-side JWT signing, demo data, the embedded benchmark harness.
@@ -40,3 +42,4 @@ pub mod portal;
 pub mod server;
 pub mod store;
 pub mod tools;
+pub mod usage;

@@ -7,8 +7,9 @@
 //! reached by a concrete request path that `normalize_path` leaves unchanged, and the state
 //! holding it survives the store's JSON round trip (serialize, parse as a `Value`, read as
 //! `State`) unchanged; an accepted auth obeys its documented limits (secret XOR public key, no
-//! private key, leeway <= 3600, …) and survives a serde round trip; an accepted policy has
-//! non-zero numbers; accepted `ip_allow` entries are canonical and unique; `grace_s` <= one week;
+//! private key, leeway <= 3600, …) and survives a serde round trip; an accepted policy has a
+//! limit, numbers within their bounds (quota days 1–366) and survives a serde round trip;
+//! accepted `ip_allow` entries are canonical and unique; `grace_s` <= one week;
 //! each rule's Ok agrees with an independent check of what it promises (an accepted upstream
 //! always yields a valid upstream URI, an accepted endpoint path compiles and routes).
 #![no_main]
@@ -16,7 +17,9 @@
 use http::{Method, Uri};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tokengate::admin::input::{assign_endpoint_ids, auth, collection, grace_s, ip_allow, policy, MAX_GRACE_S};
+use tokengate::admin::input::{
+    assign_endpoint_ids, auth, collection, grace_s, ip_allow, policy, MAX_GRACE_S, MAX_REQUESTS,
+};
 use tokengate::core::cidr::Cidr;
 use tokengate::core::hygiene::normalize_path;
 use tokengate::core::jwt::ClaimSet;
@@ -154,8 +157,17 @@ fn check_profile_parts(v: &Value) {
         check_auth(v, current);
     }
     if let Ok(Some(p)) = policy(v) {
-        let limit = p.rate_limit.expect("policy without rate limit");
-        assert!(limit.requests >= 1 && limit.per_s >= 1);
+        assert!(p.rate_limit.is_some() || p.quota.is_some(), "empty policy accepted");
+        if let Some(limit) = p.rate_limit {
+            assert!((1..=MAX_REQUESTS).contains(&limit.requests) && limit.per_s >= 1);
+        }
+        if let Some(quota) = p.quota {
+            assert!((1..=MAX_REQUESTS).contains(&quota.requests));
+            assert!((1..=366).contains(&quota.per_days));
+        }
+        let again: tokengate::core::model::Policy =
+            serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!(again, p, "policy does not survive a serde round trip");
     }
     if let Ok(list) = ip_allow(v) {
         for (i, cidr) in list.iter().enumerate() {

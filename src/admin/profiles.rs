@@ -43,6 +43,31 @@ impl Admin {
         ok(profile_view(find_profile(&catalog, id)?))
     }
 
+    /// `GET /v1/profiles/{id}/usage` (SPEC §1 `quota`): the quota's limit, what this node
+    /// counts as used in the current window (its own requests plus the other nodes' as last
+    /// synced, at most a second old), and when the window ends; `"quota": null` without one.
+    pub(super) async fn profile_usage(&self, id: &str) -> Handled {
+        {
+            let catalog = self.catalog.lock().await;
+            find_profile(&catalog, id)?;
+        }
+        let now_ms = now_ms();
+        let snapshot = self.registry.snapshot();
+        let quota = snapshot
+            .profile(id)
+            .and_then(|p| p.quota.as_ref())
+            .map(|q| {
+                let usage = q.usage(now_ms);
+                json!({
+                    "limit": usage.limit,
+                    "used": usage.used,
+                    "window_ends_at": crate::door::access_log::rfc3339_ms(usage.window_ends_at_s * 1000)
+                        .replace(".000Z", "Z"),
+                })
+            });
+        ok(json!({ "quota": quota }))
+    }
+
     pub(super) async fn create_profile(&self, client_id: &str, body: Value) -> Handled {
         let obj = input::Obj::new(&body, "", &PROFILE_FIELDS)?;
         let name = input::name("name", obj.req_str("name")?)?;

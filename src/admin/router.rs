@@ -127,6 +127,10 @@ impl Admin {
                 Method::DELETE => self.delete_profile(id).await,
                 _ => Err(ApiError::method_not_allowed("GET, PATCH, DELETE")),
             },
+            ["v1", "profiles", id, "usage"] => match *method {
+                Method::GET => self.profile_usage(id).await,
+                _ => Err(ApiError::method_not_allowed("GET")),
+            },
             ["v1", "profiles", id, "refresh"] => match *method {
                 Method::POST => {
                     let body = read_optional_json(body, &parts.headers).await?;

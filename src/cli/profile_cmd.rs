@@ -146,6 +146,12 @@ struct ProfileCreate {
     /// Rate limit as REQUESTS/SECONDS, e.g. 100/1 or 1000/60 (a bare N means N/1).
     #[arg(long, value_name = "N/S", value_parser = parse_rate_limit)]
     rate_limit: Option<Value>,
+    /// Share the rate limit among the live nodes (scope "cluster") instead of per node.
+    #[arg(long, requires = "rate_limit")]
+    cluster_rate_limit: bool,
+    /// Request quota as REQUESTS/DAYS, e.g. 100000/30 (windows counted in UTC from the epoch).
+    #[arg(long, value_name = "N/D", value_parser = parse_quota)]
+    quota: Option<Value>,
     /// A CIDR block callers must come from (e.g. 10.0.0.0/8 or 192.0.2.7); repeat for more.
     #[arg(long = "ip-allow", value_name = "CIDR")]
     ip_allow: Vec<String>,
@@ -167,6 +173,24 @@ fn parse_rate_limit(text: &str) -> Result<Value, String> {
         return Err(format!("{text:?}: both numbers must be at least 1"));
     }
     Ok(json!({"requests": requests, "per_s": per_s}))
+}
+
+/// Parses `N/D` (or `N/Dd`) into `{"requests":N,"per_days":D}`.
+fn parse_quota(text: &str) -> Result<Value, String> {
+    let bad = || format!("{text:?} is not a quota like 100000/30 (requests per days)");
+    let (requests, days) = text.trim().split_once('/').ok_or_else(bad)?;
+    let requests: u64 = requests.trim().parse().map_err(|_| bad())?;
+    let days: u64 = days
+        .trim()
+        .trim_end_matches('d')
+        .parse()
+        .map_err(|_| bad())?;
+    if requests == 0 || !(1..=366).contains(&days) {
+        return Err(format!(
+            "{text:?}: requests must be at least 1 and days 1 to 366"
+        ));
+    }
+    Ok(json!({"requests": requests, "per_days": days}))
 }
 
 impl ProfileCreate {
@@ -223,8 +247,18 @@ impl ProfileCreate {
         body.insert("name".into(), json!(self.name));
         body.insert("collections".into(), json!(self.collections));
         body.insert("auth".into(), auth);
-        if let Some(rate_limit) = self.rate_limit {
-            body.insert("policy".into(), json!({ "rate_limit": rate_limit }));
+        let mut policy = Map::new();
+        if let Some(mut rate_limit) = self.rate_limit {
+            if self.cluster_rate_limit {
+                rate_limit["scope"] = json!("cluster");
+            }
+            policy.insert("rate_limit".into(), rate_limit);
+        }
+        if let Some(quota) = self.quota {
+            policy.insert("quota".into(), quota);
+        }
+        if !policy.is_empty() {
+            body.insert("policy".into(), Value::Object(policy));
         }
         if !self.ip_allow.is_empty() {
             body.insert("ip_allow".into(), json!(self.ip_allow));
@@ -288,6 +322,18 @@ fn profile(args: ProfileArgs) -> Result<Outcome, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas() {
+        assert_eq!(
+            parse_quota("1000/30").unwrap(),
+            json!({"requests": 1000, "per_days": 30})
+        );
+        assert_eq!(parse_quota("5/1d").unwrap()["per_days"], 1);
+        assert!(parse_quota("5").is_err());
+        assert!(parse_quota("5/367").is_err());
+        assert!(parse_quota("0/1").is_err());
+    }
 
     #[test]
     fn rate_limits() {

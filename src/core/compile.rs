@@ -9,6 +9,7 @@ use crate::core::cidr::Cidr;
 use crate::core::jwt::{ClaimRules, ClaimSet};
 use crate::core::keys::{HmacKey, RsaPublicKey};
 use crate::core::model::{AuthConfig, Client, JwtAlg, JwtConfig, Profile};
+use crate::core::quota::QuotaCounter;
 use crate::core::ratelimit::RateLimiter;
 use crate::core::registry::{
     build_error, BuildError, CompiledAuth, CompiledProfile, VerifyKey, DEFAULT_LEEWAY_S,
@@ -43,15 +44,17 @@ pub(crate) fn validate_collection_path(path: &str) -> Result<(), BuildError> {
 
 /// Compiles one profile for the hot path. `slots` maps collection ids to their stable indexes;
 /// `auth` is the profile's compiled key (reused from the previous snapshot when unchanged);
-/// `previous_limiter` is kept when its configuration is unchanged, so a change to a profile does
-/// not refill its bucket. Errors name the field relative to the profile.
+/// `previous` (the rate limiter and quota counter of the profile's last compiled form) is kept
+/// when its configuration is unchanged, so a change to a profile neither refills its bucket nor
+/// forgets its quota count. Errors name the field relative to the profile.
 pub(crate) fn compile_profile(
     profile: &Profile,
     client: &Client,
     slots: &HashMap<Box<str>, u32>,
     auth: Arc<CompiledAuth>,
-    previous_limiter: Option<Arc<RateLimiter>>,
+    previous: (Option<Arc<RateLimiter>>, Option<Arc<QuotaCounter>>),
 ) -> Result<CompiledProfile, BuildError> {
+    let (previous_limiter, previous_quota) = previous;
     let mut collections = Vec::with_capacity(profile.collections.len());
     for (i, id) in profile.collections.iter().enumerate() {
         let index = slots.get(id.as_str()).ok_or_else(|| {
@@ -84,8 +87,32 @@ pub(crate) fn compile_profile(
                 ));
             }
             match previous_limiter {
-                Some(kept) if kept.has_config(limit.requests, limit.per_s) => Some(kept),
-                _ => Some(Arc::new(RateLimiter::new(limit.requests, limit.per_s))),
+                Some(kept) if kept.has_config(limit.requests, limit.per_s, limit.scope) => {
+                    Some(kept)
+                }
+                _ => Some(Arc::new(RateLimiter::new(
+                    limit.requests,
+                    limit.per_s,
+                    limit.scope,
+                ))),
+            }
+        }
+    };
+    let quota = match profile.policy.as_ref().and_then(|p| p.quota) {
+        None => None,
+        Some(quota) => {
+            if quota.requests == 0 || !(1..=366).contains(&quota.per_days) {
+                return Err(build_error(
+                    "policy.quota",
+                    "requests must be at least 1 and per_days 1 to 366",
+                ));
+            }
+            match previous_quota {
+                Some(kept) if kept.has_window(quota.per_days) => {
+                    kept.set_limit(quota.requests);
+                    Some(kept)
+                }
+                _ => Some(Arc::new(QuotaCounter::new(quota.requests, quota.per_days))),
             }
         }
     };
@@ -102,6 +129,7 @@ pub(crate) fn compile_profile(
         collections: collections.into(),
         ip_allow: ip_allow.into(),
         rate_limiter,
+        quota,
     })
 }
 

@@ -4,6 +4,7 @@
 //! registry snapshot. No I/O; the server, the bench harness and the tests all call this.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
@@ -125,6 +126,8 @@ impl ConnectionMemo {
 /// Decides requests against registry snapshots, memoizing verified JWTs.
 pub struct Gate {
     cache: Option<TokenCache>,
+    /// How many nodes are live (SPEC §6), for cluster-scoped rate limits; 1 alone.
+    live_nodes: AtomicU32,
 }
 
 impl Gate {
@@ -132,7 +135,18 @@ impl Gate {
     pub fn new(cache_capacity: u64) -> Gate {
         Gate {
             cache: TokenCache::new(cache_capacity),
+            live_nodes: AtomicU32::new(1),
         }
+    }
+
+    /// Sets the live-node count that cluster-scoped rate limits divide by (at least 1).
+    pub fn set_live_nodes(&self, live: u32) {
+        self.live_nodes.store(live.max(1), Ordering::Relaxed);
+    }
+
+    /// The live-node count cluster-scoped rate limits divide by.
+    pub fn live_nodes(&self) -> u32 {
+        self.live_nodes.load(Ordering::Relaxed)
     }
 
     /// The verified-token cache, if on.
@@ -163,7 +177,8 @@ impl Gate {
             request.now_ms,
             memo,
         );
-        let result = result.and_then(|identity| authorize(snapshot, identity, request));
+        let result =
+            result.and_then(|identity| authorize(snapshot, identity, request, self.live_nodes()));
         Verdict { result, cache }
     }
 
@@ -351,11 +366,13 @@ fn verify_jwt<'s>(
     ))
 }
 
-/// Authorization after authentication: route → collection granted → rate limit → endpoint active.
+/// Authorization after authentication: route → collection granted → rate limit → quota →
+/// endpoint active. `live_nodes` divides cluster-scoped rate limits.
 fn authorize<'s, 'r>(
     snapshot: &'s Snapshot,
     identity: Identity<'s>,
     request: &Request<'r>,
+    live_nodes: u32,
 ) -> Result<Admitted<'s, 'r>, Reject> {
     let (collection, endpoint, rest_path) = snapshot
         .route(request.method, request.path)
@@ -366,8 +383,11 @@ fn authorize<'s, 'r>(
     let endpoint = endpoint.ok_or(Reject::NotFound)?;
     if let Some(limiter) = &identity.profile.rate_limiter {
         limiter
-            .check(request.now_ms)
-            .map_err(|retry_after_s| Reject::RateLimited { retry_after_s })?;
+            .check(request.now_ms, live_nodes)
+            .map_err(Reject::RateLimited)?;
+    }
+    if let Some(quota) = &identity.profile.quota {
+        quota.check(request.now_ms).map_err(Reject::QuotaExceeded)?;
     }
     if !endpoint.active {
         return Err(Reject::NotFound);

@@ -17,7 +17,8 @@
 //! - [`gate`]: the decision, in the SPEC's order: route → credential → verify → authorize.
 //! - [`hygiene`]: path normalization, the client address behind trusted proxies, reserved
 //!   header names; what the data plane (and forward-auth) do before routing.
-//! - [`ratelimit`], [`cidr`]: per-profile rate limits and `ip_allow` ranges.
+//! - [`ratelimit`], [`quota`], [`cidr`]: per-profile rate limits (per node or shared by the
+//!   cluster), request quotas over long windows, and `ip_allow` ranges.
 //! - [`reject`]: every reason to refuse a request, one per error code.
 
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod hygiene;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+pub mod quota;
 pub mod ratelimit;
 pub mod registry;
 pub mod reject;

@@ -213,13 +213,16 @@ pub enum JwtAlg {
     RS256,
 }
 
-/// Traffic policy of a profile.
+/// Traffic policy of a profile (SPEC §1 `policy`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Requests allowed per window, per profile, per node.
+    /// A short-interval limit, per node or shared by the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// A long-interval request quota, counted across every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 /// `requests` per `per_s` seconds.
@@ -230,6 +233,38 @@ pub struct RateLimit {
     pub requests: u64,
     /// Window length in seconds.
     pub per_s: u64,
+    /// Who counts: each node alone, or the live nodes sharing `requests` equally.
+    #[serde(default, skip_serializing_if = "RateLimitScope::is_node")]
+    pub scope: RateLimitScope,
+}
+
+/// Where a rate limit is counted.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitScope {
+    /// Each node admits `requests` per window on its own.
+    #[default]
+    Node,
+    /// Each live node admits an equal share of `requests` (at least 1).
+    Cluster,
+}
+
+impl RateLimitScope {
+    /// Whether this is the default, per-node scope.
+    pub fn is_node(&self) -> bool {
+        *self == RateLimitScope::Node
+    }
+}
+
+/// At most `requests` per window of `per_days` days; windows are counted in UTC from the Unix
+/// epoch, so every node agrees where one ends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Requests allowed in one window.
+    pub requests: u64,
+    /// Window length in days (1–366).
+    pub per_days: u64,
 }
 
 fn default_true() -> bool {

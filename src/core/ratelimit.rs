@@ -1,51 +1,72 @@
-//! Per-profile, per-node rate limiting: a lock-free GCRA (the token bucket as one atomic timestamp).
+//! Per-profile rate limiting: a lock-free GCRA (the token bucket as one atomic timestamp). A
+//! `cluster`-scoped limit admits this node's equal share of the requests (SPEC §1): the share
+//! is worked out on each check from the live-node count, so it follows nodes joining and
+//! leaving without losing the bucket's state.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Admits `requests` per `per_s` seconds, allowing the whole window as a burst.
+use crate::core::model::RateLimitScope;
+use crate::core::reject::Limited;
+
+/// Admits `requests` per `per_s` seconds (this node's share of them for a cluster scope),
+/// allowing the whole window as a burst.
 #[derive(Debug)]
 pub struct RateLimiter {
-    /// Time one request "costs", in microseconds.
-    emission_us: u64,
-    /// How far ahead of now the theoretical arrival time may run: the burst.
-    tolerance_us: u64,
+    /// The configured requests per window (the whole cluster's, for a cluster scope).
+    requests: u64,
+    /// The window, seconds.
+    per_s: u64,
+    /// Node or cluster.
+    scope: RateLimitScope,
     /// Theoretical arrival time of the next request, microseconds since the epoch.
     tat_us: AtomicU64,
-    /// The configuration, to tell whether a new snapshot may keep this limiter.
-    config: (u64, u64),
 }
 
 impl RateLimiter {
-    /// A limiter of `requests` per `per_s` seconds (both at least 1).
-    pub fn new(requests: u64, per_s: u64) -> Self {
-        let requests = requests.max(1);
-        let window_us = per_s.max(1).saturating_mul(1_000_000);
-        let emission_us = (window_us / requests).max(1);
+    /// A limiter of `requests` per `per_s` seconds (both at least 1) with `scope`.
+    pub fn new(requests: u64, per_s: u64, scope: RateLimitScope) -> Self {
         RateLimiter {
-            emission_us,
-            tolerance_us: window_us.saturating_sub(emission_us),
+            requests: requests.max(1),
+            per_s: per_s.max(1),
+            scope,
             tat_us: AtomicU64::new(0),
-            config: (requests, per_s),
         }
     }
 
-    /// Whether this limiter was built for `requests` per `per_s`.
-    pub fn has_config(&self, requests: u64, per_s: u64) -> bool {
-        self.config == (requests, per_s)
+    /// Whether this limiter was built for this configuration (a new snapshot may keep it).
+    pub fn has_config(&self, requests: u64, per_s: u64, scope: RateLimitScope) -> bool {
+        (self.requests, self.per_s, self.scope) == (requests.max(1), per_s.max(1), scope)
     }
 
-    /// Admits one request at `now_ms`, or says how many whole seconds to wait.
-    pub fn check(&self, now_ms: u64) -> Result<(), u64> {
+    /// The requests this node admits per window when `live_nodes` nodes are live: all of them
+    /// for a node scope, else `requests / live_nodes`, at least 1.
+    pub fn share(&self, live_nodes: u32) -> u64 {
+        match self.scope {
+            RateLimitScope::Node => self.requests,
+            RateLimitScope::Cluster => (self.requests / u64::from(live_nodes.max(1))).max(1),
+        }
+    }
+
+    /// Admits one request at `now_ms` with `live_nodes` live nodes, or says how long to wait
+    /// (whole seconds, at least 1) along with the policy for the `RateLimit` fields.
+    pub fn check(&self, now_ms: u64, live_nodes: u32) -> Result<(), Limited> {
+        let window_us = self.per_s.saturating_mul(1_000_000);
+        let emission_us = (window_us / self.share(live_nodes)).max(1);
+        let tolerance_us = window_us.saturating_sub(emission_us);
         let now_us = now_ms.saturating_mul(1000);
         let mut current = self.tat_us.load(Ordering::Relaxed);
         loop {
             let tat = current.max(now_us);
             let ahead = tat - now_us;
-            if ahead > self.tolerance_us {
-                let wait_us = ahead - self.tolerance_us;
-                return Err(wait_us.div_ceil(1_000_000).max(1));
+            if ahead > tolerance_us {
+                let wait_us = ahead - tolerance_us;
+                return Err(Limited {
+                    retry_after_s: wait_us.div_ceil(1_000_000).max(1),
+                    limit: self.requests,
+                    window_s: self.per_s,
+                });
             }
-            let next = tat.saturating_add(self.emission_us);
+            let next = tat.saturating_add(emission_us);
             match self.tat_us.compare_exchange_weak(
                 current,
                 next,
@@ -63,25 +84,52 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn wait(result: Result<(), Limited>) -> Result<(), u64> {
+        result.map_err(|limited| limited.retry_after_s)
+    }
+
     #[test]
     fn admits_the_burst_then_refuses_until_refilled() {
-        let limiter = RateLimiter::new(3, 1);
+        let limiter = RateLimiter::new(3, 1, RateLimitScope::Node);
         let t0 = 1_000_000;
         for _ in 0..3 {
-            assert_eq!(limiter.check(t0), Ok(()));
+            assert_eq!(wait(limiter.check(t0, 1)), Ok(()));
         }
-        assert_eq!(limiter.check(t0), Err(1));
-        assert_eq!(limiter.check(t0 + 334), Ok(()));
-        assert!(limiter.check(t0 + 334).is_err());
-        assert_eq!(limiter.check(t0 + 2000), Ok(()));
+        assert_eq!(wait(limiter.check(t0, 1)), Err(1));
+        assert_eq!(wait(limiter.check(t0 + 334, 1)), Ok(()));
+        assert!(limiter.check(t0 + 334, 1).is_err());
+        assert_eq!(wait(limiter.check(t0 + 2000, 1)), Ok(()));
     }
 
     #[test]
     fn retry_after_counts_whole_seconds() {
-        let limiter = RateLimiter::new(1, 10);
-        assert_eq!(limiter.check(5_000), Ok(()));
-        assert_eq!(limiter.check(5_000), Err(10));
-        assert_eq!(limiter.check(14_500), Err(1));
-        assert_eq!(limiter.check(15_000), Ok(()));
+        let limiter = RateLimiter::new(1, 10, RateLimitScope::Node);
+        assert_eq!(wait(limiter.check(5_000, 1)), Ok(()));
+        let refused = limiter.check(5_000, 1).unwrap_err();
+        assert_eq!(
+            refused,
+            Limited {
+                retry_after_s: 10,
+                limit: 1,
+                window_s: 10
+            }
+        );
+        assert_eq!(wait(limiter.check(14_500, 1)), Err(1));
+        assert_eq!(wait(limiter.check(15_000, 1)), Ok(()));
+    }
+
+    #[test]
+    fn a_cluster_scope_admits_this_nodes_share() {
+        let limiter = RateLimiter::new(10, 60, RateLimitScope::Cluster);
+        assert_eq!(limiter.share(1), 10);
+        assert_eq!(limiter.share(3), 3);
+        assert_eq!(limiter.share(20), 1, "at least one");
+        let t0 = 1_000_000;
+        let admitted = (0..10).filter(|_| limiter.check(t0, 2).is_ok()).count();
+        assert_eq!(admitted, 5, "two live nodes: half each");
+        // The node scope ignores the live count.
+        let node = RateLimiter::new(10, 60, RateLimitScope::Node);
+        let admitted = (0..20).filter(|_| node.check(t0, 4).is_ok()).count();
+        assert_eq!(admitted, 10);
     }
 }

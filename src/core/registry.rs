@@ -16,6 +16,7 @@ use crate::core::compile::{compile_profile, validate_collection_path};
 use crate::core::jwt::ClaimRules;
 use crate::core::keys::{HmacKey, RsaPublicKey};
 use crate::core::model::{JwtAlg, State};
+use crate::core::quota::QuotaCounter;
 use crate::core::ratelimit::RateLimiter;
 use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint};
 use crate::core::sharded::{ShardKey, ShardedMap};
@@ -143,6 +144,8 @@ pub struct CompiledProfile {
     pub ip_allow: Box<[Cidr]>,
     /// Rate limiter, kept across snapshots while its configuration is unchanged.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Quota counter, kept across snapshots while its window is unchanged.
+    pub quota: Option<Arc<QuotaCounter>>,
 }
 
 impl CompiledProfile {
@@ -406,13 +409,16 @@ impl Snapshot {
             Some(old) if keep_auth => old.auth.clone(),
             _ => Arc::new(compile_auth(&profile.auth)?),
         };
-        let limiter = old.as_ref().and_then(|o| o.rate_limiter.clone());
+        let previous = old
+            .as_ref()
+            .map(|o| (o.rate_limiter.clone(), o.quota.clone()))
+            .unwrap_or_default();
         let compiled = Arc::new(compile_profile(
             profile,
             client,
             &self.slots,
             auth,
-            limiter,
+            previous,
         )?);
         for (i, digest) in compiled.token_digests.iter().enumerate() {
             let entry = TokenEntry {
@@ -454,6 +460,13 @@ impl Snapshot {
     /// Every collection, in no particular order.
     pub fn collections(&self) -> impl Iterator<Item = &CompiledCollection> {
         self.collections.values().map(|c| &**c)
+    }
+
+    /// Every profile with a quota, with its counter (for the quota sync).
+    pub fn quotas(&self) -> impl Iterator<Item = (&CompiledProfile, &Arc<QuotaCounter>)> {
+        self.profiles
+            .values()
+            .filter_map(|p| p.quota.as_ref().map(|q| (&**p, q)))
     }
 
     /// The collection a request path starts with, and the rest of the path.

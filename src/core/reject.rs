@@ -19,6 +19,18 @@ pub enum ForwardAuthError {
     BadOriginal,
 }
 
+/// A limit that refused a request: what its `Retry-After`, `RateLimit-Policy` and `RateLimit`
+/// fields say (IETF httpapi ratelimit-headers draft).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// Seconds until a request would be admitted again (at least 1).
+    pub retry_after_s: u64,
+    /// The policy's requests per window (the draft's `q`).
+    pub limit: u64,
+    /// The policy's window, seconds (the draft's `w`).
+    pub window_s: u64,
+}
+
 /// A refusal; the variants map 1:1 to the SPEC's `error` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -38,11 +50,10 @@ pub enum Reject {
     CollectionNotGranted,
     /// No such endpoint (told to authenticated callers only).
     NotFound,
-    /// Over the profile's rate limit; retry after this many seconds.
-    RateLimited {
-        /// Seconds until a request would be admitted again (at least 1).
-        retry_after_s: u64,
-    },
+    /// Over the profile's rate limit.
+    RateLimited(Limited),
+    /// Over the profile's quota; `retry_after_s` runs to the end of the quota window.
+    QuotaExceeded(Limited),
     /// One header over 16 KiB, or all headers over 64 KiB.
     RequestHeaderTooLarge,
     /// Body over the configured limit.
@@ -78,7 +89,7 @@ impl Reject {
                 StatusCode::FORBIDDEN
             }
             Reject::NotFound => StatusCode::NOT_FOUND,
-            Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Reject::RateLimited(_) | Reject::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway | Reject::UpstreamCertificate => StatusCode::BAD_GATEWAY,
@@ -101,7 +112,8 @@ impl Reject {
                 "forbidden"
             }
             Reject::NotFound => "not_found",
-            Reject::RateLimited { .. } => "rate_limited",
+            Reject::RateLimited(_) => "rate_limited",
+            Reject::QuotaExceeded(_) => "quota_exceeded",
             Reject::RequestHeaderTooLarge => "request_header_too_large",
             Reject::PayloadTooLarge => "payload_too_large",
             Reject::BadGateway | Reject::UpstreamCertificate => "bad_gateway",
@@ -131,7 +143,10 @@ impl Reject {
                 "This access profile is not granted the collection of this endpoint."
             }
             Reject::NotFound => "No such endpoint.",
-            Reject::RateLimited { .. } => "Too many requests for this access profile; retry later.",
+            Reject::RateLimited(_) => "Too many requests for this access profile; retry later.",
+            Reject::QuotaExceeded(_) => {
+                "This access profile has used its request quota; retry when the quota window ends."
+            }
             Reject::RequestHeaderTooLarge => "The request headers are too large.",
             Reject::PayloadTooLarge => "The request body is too large.",
             Reject::BadGateway => "The upstream service could not be reached.",
@@ -200,7 +215,7 @@ impl Reject {
             Reject::TokenNotYetValid => 4,
             Reject::AddressNotAllowed => 5,
             Reject::NotFound => 6,
-            Reject::RateLimited { .. } => 7,
+            Reject::RateLimited(_) => 7,
             Reject::RequestHeaderTooLarge => 8,
             Reject::PayloadTooLarge => 9,
             Reject::BadGateway => 10,
@@ -219,11 +234,12 @@ impl Reject {
             Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal) => 23,
             Reject::ForwardAuth(ForwardAuthError::DotSegment) => 24,
             Reject::ForwardAuth(ForwardAuthError::BadOriginal) => 25,
+            Reject::QuotaExceeded(_) => 26,
         }
     }
 
     /// Every error code, once each, in a fixed order: the label values of metrics.
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "missing_credentials",
         "multiple_credentials",
         "invalid_token",
@@ -239,6 +255,7 @@ impl Reject {
         "invalid_request",
         "request_timeout",
         "unavailable",
+        "quota_exceeded",
     ];
 
     /// Position of this refusal's code in [`Reject::CODES`].
@@ -251,7 +268,7 @@ impl Reject {
             Reject::TokenNotYetValid => 4,
             Reject::AddressNotAllowed | Reject::CollectionNotGranted | Reject::ForwardAuth(_) => 5,
             Reject::NotFound => 6,
-            Reject::RateLimited { .. } => 7,
+            Reject::RateLimited(_) => 7,
             Reject::RequestHeaderTooLarge => 8,
             Reject::PayloadTooLarge => 9,
             Reject::BadGateway | Reject::UpstreamCertificate => 10,
@@ -259,11 +276,12 @@ impl Reject {
             Reject::InvalidRequest(_) => 12,
             Reject::RequestTimeout => 13,
             Reject::Unavailable => 14,
+            Reject::QuotaExceeded(_) => 15,
         }
     }
 
     /// Every variant (one per message), for tests and the prebuilt bodies.
-    pub const ALL: [Reject; 26] = [
+    pub const ALL: [Reject; 27] = [
         Reject::MissingCredentials,
         Reject::MultipleCredentials,
         Reject::InvalidToken,
@@ -271,7 +289,11 @@ impl Reject {
         Reject::TokenNotYetValid,
         Reject::AddressNotAllowed,
         Reject::NotFound,
-        Reject::RateLimited { retry_after_s: 1 },
+        Reject::RateLimited(Limited {
+            retry_after_s: 1,
+            limit: 1,
+            window_s: 1,
+        }),
         Reject::RequestHeaderTooLarge,
         Reject::PayloadTooLarge,
         Reject::BadGateway,
@@ -290,7 +312,21 @@ impl Reject {
         Reject::ForwardAuth(ForwardAuthError::ConflictingOriginal),
         Reject::ForwardAuth(ForwardAuthError::DotSegment),
         Reject::ForwardAuth(ForwardAuthError::BadOriginal),
+        Reject::QuotaExceeded(Limited {
+            retry_after_s: 1,
+            limit: 1,
+            window_s: 86_400,
+        }),
     ];
+
+    /// The limit behind a 429, with the name of its policy in the `RateLimit` fields.
+    pub fn limited(self) -> Option<(&'static str, Limited)> {
+        match self {
+            Reject::RateLimited(limited) => Some(("rate", limited)),
+            Reject::QuotaExceeded(limited) => Some(("quota", limited)),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

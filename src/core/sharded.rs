@@ -86,6 +86,11 @@ where
         Arc::make_mut(shard).remove(key)
     }
 
+    /// Every value, shard by shard.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.shards.iter().flat_map(|shard| shard.values())
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len()).sum()

@@ -2,17 +2,18 @@
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use http_body_util::{Either, Full};
 
-use crate::core::reject::Reject;
+use crate::core::reject::{Limited, Reject};
 use crate::core::route::FixedReply;
 use crate::door::forward::DownstreamBody;
 
 /// The front door's response body: a buffered one, or an upstream's streamed back.
 pub type ResponseBody = Either<Full<Bytes>, DownstreamBody>;
 
-/// The JSON error response for `reject`, with `WWW-Authenticate` or `Retry-After` as due.
+/// The JSON error response for `reject`, with `WWW-Authenticate` as due, and on a 429
+/// `Retry-After`, `RateLimit-Policy` and `RateLimit`.
 pub fn error_response(reject: Reject) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(
         reject.body().as_bytes(),
@@ -24,10 +25,27 @@ pub fn error_response(reject: Reject) -> Response<ResponseBody> {
     if let Some(challenge) = reject.www_authenticate() {
         headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
-    if let Reject::RateLimited { retry_after_s } = reject {
-        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_s));
+    if let Some((name, limited)) = reject.limited() {
+        insert_rate_limit_fields(headers, name, limited);
     }
     response
+}
+
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The fields of a 429: `Retry-After` (RFC 9110 §10.2.3), and `RateLimit-Policy` and
+/// `RateLimit` as the IETF httpapi ratelimit-headers draft (-10) writes them: the policy's
+/// name, its quota `q` per window `w` seconds, and `r=0` remaining with `t` seconds to reset.
+fn insert_rate_limit_fields(headers: &mut HeaderMap, name: &str, limited: Limited) {
+    headers.insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_s));
+    let policy = format!("\"{name}\";q={};w={}", limited.limit, limited.window_s);
+    let state = format!("\"{name}\";r=0;t={}", limited.retry_after_s);
+    for (field, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(field.clone(), value);
+        }
+    }
 }
 
 /// An endpoint's fixed response.

@@ -240,7 +240,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.record_outcome(Ok(()));
         metrics.record_outcome(Err(Reject::InvalidToken));
-        metrics.record_outcome(Err(Reject::RateLimited { retry_after_s: 7 }));
+        metrics.record_outcome(Err(Reject::ALL[7]));
         metrics.record_decision(CacheUse::Hit, Duration::from_nanos(300));
         metrics.record_decision(CacheUse::Miss, Duration::from_micros(30));
         let text = metrics.render(5);

@@ -68,6 +68,20 @@ pub struct NodeStatus {
     pub live: bool,
 }
 
+/// One profile's quota count for one window, as one node (or, read back, every other node)
+/// counted it (SPEC §1 `quota`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    /// The profile's id.
+    pub profile_id: String,
+    /// The window's first second, since the Unix epoch.
+    pub window_start_s: u64,
+    /// The second the window ends (so that ended windows can be dropped).
+    pub window_end_s: u64,
+    /// Requests counted.
+    pub used: u64,
+}
+
 /// Where the objects live. Every call blocks: run them off the async workers
 /// (`spawn_blocking`).
 pub trait Store: Send + Sync {
@@ -112,6 +126,21 @@ pub trait Store: Send + Sync {
 
     /// Every node sharing the store; empty for a single-process store.
     fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Records `counts`, what the node run `node_id` has counted so far in each window (whole
+    /// numbers, not increments: a retry after a failure writes the same rows again, and a row
+    /// never goes down), drops rows of windows that ended a day before `now_s`, and returns
+    /// the sum of every *other* node run's rows per profile and window not yet ended at
+    /// `now_s` (this node's earlier runs included). A store that keeps no counts returns none.
+    fn sync_usage(
+        &self,
+        node_id: &str,
+        counts: &[UsageCount],
+        now_s: u64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let _ = (node_id, counts, now_s);
         Ok(Vec::new())
     }
 }

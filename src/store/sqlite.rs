@@ -18,7 +18,9 @@ use super::import::{
     imported_name, read_state_file, remove_leftover_temp_files, rename_state_file,
 };
 use super::secrets::SecretsKey;
-use super::{ensure_data_dir, Aborted, CommitError, Gap, Store, StoreError, StoreErrorKind};
+use super::{
+    ensure_data_dir, Aborted, CommitError, Gap, Store, StoreError, StoreErrorKind, UsageCount,
+};
 use crate::core::catalog::{ChangeSet, Kind, Row, RowOp};
 use crate::core::model::{AuthConfig, Profile, State};
 
@@ -38,6 +40,14 @@ CREATE TABLE IF NOT EXISTS profiles (
     secret_sealed BLOB
 );
 CREATE INDEX IF NOT EXISTS profiles_by_client ON profiles (client_id);
+CREATE TABLE IF NOT EXISTS quota_usage (
+    profile_id TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    window_end INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, window_start, node_id)
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 ";
 
@@ -341,6 +351,64 @@ impl State {
 }
 
 impl Store for SqliteStore {
+    fn sync_usage(
+        &self,
+        node_id: &str,
+        counts: &[UsageCount],
+        now_s: u64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| self.error("cannot begin a usage write", e))?;
+        for count in counts {
+            tx.execute(
+                "INSERT INTO quota_usage (profile_id, window_start, node_id, window_end, used)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (profile_id, window_start, node_id)
+                 DO UPDATE SET used = max(used, excluded.used)",
+                rusqlite::params![
+                    count.profile_id,
+                    int(count.window_start_s),
+                    node_id,
+                    int(count.window_end_s),
+                    int(count.used)
+                ],
+            )
+            .map_err(|e| self.error("cannot write a quota count", e))?;
+        }
+        tx.execute(
+            "DELETE FROM quota_usage WHERE window_end < ?1",
+            [int(now_s.saturating_sub(86_400))],
+        )
+        .map_err(|e| self.error("cannot drop ended quota windows", e))?;
+        let others = {
+            let mut statement = tx
+                .prepare(
+                    "SELECT profile_id, window_start, max(window_end), sum(used) FROM quota_usage
+                     WHERE node_id <> ?1 AND window_end > ?2
+                     GROUP BY profile_id, window_start",
+                )
+                .map_err(|e| self.error("cannot read the quota counts", e))?;
+            let rows = statement
+                .query_map(rusqlite::params![node_id, int(now_s)], |r| {
+                    Ok(UsageCount {
+                        profile_id: r.get(0)?,
+                        window_start_s: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        window_end_s: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        used: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    })
+                })
+                .map_err(|e| self.error("cannot read the quota counts", e))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error("cannot read the quota counts", e))?
+        };
+        tx.commit()
+            .map_err(|e| self.error("cannot commit the quota counts", e))?;
+        Ok(others)
+    }
+
     fn load(&self) -> Result<State, StoreError> {
         let conn = self.lock();
         let revision = conn

@@ -5,8 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "api-token",
+    "quota",
     "verify",
     "hs256",
     "rs256",

@@ -360,7 +360,9 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
         rate_limit: Some(RateLimit {
             requests: 2,
             per_s: 60,
+            scope: Default::default(),
         }),
+        quota: None,
     });
     let snapshot = Snapshot::build(&state).unwrap();
     let request = Request {
@@ -373,14 +375,14 @@ fn ip_collection_route_rate_limit_and_endpoint_state() {
     assert!(gate.decide(&snapshot, &request).result.is_ok());
     assert!(gate.decide(&snapshot, &request).result.is_ok());
     match gate.decide(&snapshot, &request).result {
-        Err(Reject::RateLimited { retry_after_s }) => assert!((1..=30).contains(&retry_after_s)),
+        Err(Reject::RateLimited(limited)) => assert!((1..=30).contains(&limited.retry_after_s)),
         other => panic!("expected rate_limited, got {:?}", other.err()),
     }
     // The limiter survives a rebuild with the same policy.
     let rebuilt = rebuild(&state, &snapshot).unwrap();
     assert!(matches!(
         gate.decide(&rebuilt, &request).result,
-        Err(Reject::RateLimited { .. })
+        Err(Reject::RateLimited(_))
     ));
 }
 

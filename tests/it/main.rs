@@ -20,6 +20,7 @@ mod interop_http;
 mod keys;
 mod operations;
 mod paging;
+mod policies;
 mod portal;
 mod portal_browser;
 mod proxies;

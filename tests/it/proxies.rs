@@ -193,6 +193,14 @@ async fn run_cases(scene: &Scene, proxy: &Proxy) {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        limited.header("ratelimit-policy"),
+        Some("\"rate\";q=1;w=60")
+    );
+    assert_eq!(
+        limited.header("ratelimit"),
+        Some(format!("\"rate\";r=0;t={retry_after}").as_str())
+    );
 
     // Traversal: the raw URI names billing (or hides a slash); refused even where the
     // normalized path would be granted.

@@ -12,7 +12,7 @@ mod collection;
 mod profile;
 
 pub use collection::{assign_endpoint_ids, collection};
-pub use profile::{auth, ip_allow, policy};
+pub use profile::{auth, ip_allow, policy, MAX_PER_DAYS, MAX_PER_S, MAX_REQUESTS};
 
 use serde_json::{Map, Value};
 
@@ -215,6 +215,26 @@ mod tests {
         );
         let err = policy(&json!({"rate_limit":{"requests":1}})).unwrap_err();
         assert_eq!(message(err), "policy.rate_limit.per_s: is required");
+        let p = policy(
+            &json!({"rate_limit":{"requests":10,"per_s":1,"scope":"cluster"},
+                               "quota":{"requests":1000,"per_days":30}}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p.rate_limit.unwrap().scope,
+            crate::core::model::RateLimitScope::Cluster
+        );
+        assert_eq!(p.quota.unwrap().per_days, 30);
+        let err = policy(&json!({"rate_limit":{"requests":1,"per_s":1,"scope":"global"}}));
+        assert_eq!(
+            message(err.unwrap_err()),
+            "policy.rate_limit.scope: must be \"node\" or \"cluster\""
+        );
+        let err = policy(&json!({"quota":{"requests":1,"per_days":367}})).unwrap_err();
+        assert_eq!(message(err), "policy.quota.per_days: must be at most 366");
+        let err = policy(&json!({"quota":{"requests":5}})).unwrap_err();
+        assert_eq!(message(err), "policy.quota.per_days: is required");
         assert_eq!(
             ip_allow(&json!(["10.1.0.0/16", "::1", "10.1.2.3/16"])).unwrap(),
             vec!["10.1.0.0/16", "::1/128"]

@@ -9,7 +9,7 @@ use crate::admin::ApiError;
 use crate::core::cidr::Cidr;
 use crate::core::jwt::ClaimSet;
 use crate::core::keys::{looks_like_private_key, PRIVATE_KEY_GIVEN};
-use crate::core::model::{AuthConfig, JwtAlg, JwtConfig, Policy, RateLimit};
+use crate::core::model::{AuthConfig, JwtAlg, JwtConfig, Policy, Quota, RateLimit, RateLimitScope};
 
 /// Longest HS256 secret as pasted.
 const MAX_SECRET: usize = 4096;
@@ -225,26 +225,75 @@ pub fn policy(value: &Value) -> Result<Option<Policy>, ApiError> {
     if value.is_null() {
         return Ok(None);
     }
-    let obj = Obj::new(value, "policy", &["rate_limit"])?;
-    let Some(limit) = obj.present("rate_limit") else {
-        return Ok(None);
+    let obj = Obj::new(value, "policy", &["rate_limit", "quota"])?;
+    let rate_limit = match obj.present("rate_limit") {
+        None => None,
+        Some(limit) => {
+            let limit_obj = Obj::new(limit, "policy.rate_limit", &["requests", "per_s", "scope"])?;
+            let [requests, per_s] =
+                counts(&limit_obj, ["requests", "per_s"], [MAX_REQUESTS, MAX_PER_S])?;
+            let scope = match limit_obj.opt_str("scope")? {
+                None | Some("node") => RateLimitScope::Node,
+                Some("cluster") => RateLimitScope::Cluster,
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        &limit_obj.field("scope"),
+                        "must be \"node\" or \"cluster\"",
+                    ))
+                }
+            };
+            Some(RateLimit {
+                requests,
+                per_s,
+                scope,
+            })
+        }
     };
-    let limit_obj = Obj::new(limit, "policy.rate_limit", &["requests", "per_s"])?;
-    let mut numbers = [0u64; 2];
-    for (slot, name) in numbers.iter_mut().zip(["requests", "per_s"]) {
-        let field = limit_obj.field(name);
-        match limit_obj.opt_u64(name)? {
+    let quota = match obj.present("quota") {
+        None => None,
+        Some(quota) => {
+            let quota_obj = Obj::new(quota, "policy.quota", &["requests", "per_days"])?;
+            let [requests, per_days] = counts(
+                &quota_obj,
+                ["requests", "per_days"],
+                [MAX_REQUESTS, MAX_PER_DAYS],
+            )?;
+            Some(Quota { requests, per_days })
+        }
+    };
+    if rate_limit.is_none() && quota.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Policy { rate_limit, quota }))
+}
+
+/// Most requests a rate limit or quota may allow (2^40, about 10^12: the quota counters keep
+/// the window in the other bits of one 64-bit word).
+pub const MAX_REQUESTS: u64 = 1 << 40;
+/// Longest rate-limit window, seconds: 366 days.
+pub const MAX_PER_S: u64 = 366 * 86_400;
+/// Longest quota window, days (SPEC §1).
+pub const MAX_PER_DAYS: u64 = 366;
+
+/// Reads required whole numbers from 1 up to the matching maximum.
+fn counts<const N: usize>(
+    obj: &Obj<'_>,
+    names: [&str; N],
+    maxima: [u64; N],
+) -> Result<[u64; N], ApiError> {
+    let mut numbers = [0u64; N];
+    for ((slot, name), max) in numbers.iter_mut().zip(names).zip(maxima) {
+        let field = obj.field(name);
+        match obj.opt_u64(name)? {
             None => return Err(ApiError::invalid(&field, "is required")),
             Some(0) => return Err(ApiError::invalid(&field, "must be at least 1")),
+            Some(n) if n > max => {
+                return Err(ApiError::invalid(&field, &format!("must be at most {max}")))
+            }
             Some(n) => *slot = n,
         }
     }
-    Ok(Some(Policy {
-        rate_limit: Some(RateLimit {
-            requests: numbers[0],
-            per_s: numbers[1],
-        }),
-    }))
+    Ok(numbers)
 }
 
 /// Parses `ip_allow` (`null` → empty) into canonical CIDR strings.

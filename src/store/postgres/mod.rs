@@ -2,8 +2,9 @@
 //!
 //! Tables (prefixed `tokengate_`): `schema` (one version row), `collections`, `clients`,
 //! `profiles` (one row per object, JSON text bodies, HS256 secrets sealed in their own column),
-//! `changes` (the change log: revision, commit time, the rows touched) and `nodes` (one row per
-//! live process, with its heartbeat and applied revision).
+//! `changes` (the change log: revision, commit time, the rows touched), `nodes` (one row per
+//! live process, with its heartbeat and applied revision) and `quota_usage` (each node run's
+//! quota counts per profile and window, [`usage`]).
 //!
 //! - The schema is created and migrated on start inside a transaction holding an advisory lock,
 //!   so nodes starting at once migrate it once.
@@ -24,13 +25,15 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls};
 
 mod schema;
+mod store;
+mod usage;
 
 use self::schema::migrate;
 use super::secrets::SecretsKey;
 use super::sqlite::{open_profile, seal_profile};
-use super::{Aborted, CommitError, Gap, NodeStatus, Store, StoreError, StoreErrorKind};
+use super::{Aborted, CommitError, Gap, StoreError, StoreErrorKind};
 use crate::core::catalog::{ChangeSet, Kind, Row, RowOp};
-use crate::core::model::{Client as ClientRow, Collection, Profile, State};
+use crate::core::model::{Client as ClientRow, Collection, Profile};
 
 /// Advisory lock held by every writing transaction.
 const WRITE_LOCK: i64 = 0x746f_6b65_6e67_0002;
@@ -495,102 +498,4 @@ async fn snapshot_read(client: &mut Client) -> Result<tokio_postgres::Transactio
         .start()
         .await
         .map_err(|e| pg_error("cannot begin a read", e))
-}
-
-impl Store for PgStore {
-    fn load(&self) -> Result<State, StoreError> {
-        self.handle.block_on(self.with_client(async |client| {
-            let tx = snapshot_read(client).await?;
-            let revision = latest_revision(&tx).await?;
-            let rows = self.read_rows(&tx, None).await?;
-            let mut state = State {
-                revision,
-                ..State::default()
-            };
-            for row in rows {
-                match row {
-                    Row::Collection(c) => state.collections.push(c),
-                    Row::Client(c) => state.clients.push(c),
-                    Row::Profile(p) => state.profiles.push(p),
-                }
-            }
-            tx.commit()
-                .await
-                .map_err(|e| pg_error("cannot end a read", e))?;
-            Ok(state)
-        }))
-    }
-
-    fn commit_with(
-        &self,
-        known_revision: u64,
-        prepare: &mut dyn FnMut(Gap) -> Result<ChangeSet, Aborted>,
-    ) -> Result<u64, CommitError> {
-        self.handle
-            .block_on(self.commit_async(known_revision, prepare))
-    }
-
-    fn changes_since(&self, known_revision: u64) -> Result<Gap, StoreError> {
-        self.handle.block_on(self.with_client(async |client| {
-            let tx = snapshot_read(client).await?;
-            let latest = latest_revision(&tx).await?;
-            let gap = if latest > known_revision {
-                Some((latest, self.gap(&tx, known_revision).await?))
-            } else {
-                None
-            };
-            tx.commit()
-                .await
-                .map_err(|e| pg_error("cannot end a read", e))?;
-            Ok(gap)
-        }))
-    }
-
-    fn propagation(&self, revision: u64) -> Result<(u32, u32), StoreError> {
-        self.handle.block_on(self.with_client(async |client| {
-            let revision = i64::try_from(revision).unwrap_or(i64::MAX);
-            let row = client
-                .query_one(
-                    "SELECT count(*) FILTER (WHERE applied_revision >= $1), count(*)
-                     FROM tokengate_nodes
-                     WHERE heartbeat_at > now() - make_interval(secs => $2)",
-                    &[&revision, &LIVE_SECONDS],
-                )
-                .await
-                .map_err(|e| pg_error("cannot count the nodes", e))?;
-            let count = |i: usize| u32::try_from(row.get::<_, i64>(i)).unwrap_or(u32::MAX);
-            Ok((count(0), count(1)))
-        }))
-    }
-
-    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
-        self.handle.block_on(self.with_client(async |client| {
-            let latest = latest_revision(client).await?;
-            let rows = client
-                .query(
-                    "SELECT id, listen, version, applied_revision,
-                            EXTRACT(EPOCH FROM now() - heartbeat_at)::FLOAT8
-                     FROM tokengate_nodes ORDER BY id",
-                    &[],
-                )
-                .await
-                .map_err(|e| pg_error("cannot list the nodes", e))?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let applied = u64::try_from(row.get::<_, i64>(3)).unwrap_or(0);
-                    let age: f64 = row.get(4);
-                    NodeStatus {
-                        id: row.get(0),
-                        listen: row.get(1),
-                        version: row.get(2),
-                        applied_revision: applied,
-                        heartbeat_age_s: age,
-                        lag: latest.saturating_sub(applied),
-                        live: age < LIVE_SECONDS,
-                    }
-                })
-                .collect())
-        }))
-    }
 }

@@ -75,6 +75,9 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             })
         }
     }
+    tx.batch_execute(super::usage::USAGE_TABLE)
+        .await
+        .map_err(err("cannot create the quota usage table"))?;
     tx.commit()
         .await
         .map_err(err("cannot commit the migration"))

@@ -16,6 +16,7 @@
 //! | `rs256-miss` | one RS256 JWT against a second front door with `cache_capacity: 0`: every request checks the signature |
 //! | `unknown` | unknown auth token, JWT with an unknown `sub`, garbage bearer, in rotation: all 401 |
 //! | `forward` | `API-Token` through the proxy to an in-process upstream answering `200 {"ok":true}` |
+//! | `quota` | `API-Token` of a profile with a quota (2^40 a day, never used up) to the same endpoint as `api-token`: the cost of counting |
 //! | `verify` | forward-auth: `API-Token` to `/_tokengate/verify` naming `GET /bench/hello` in `X-Forwarded-Method`/`-Uri` (Traefik's and Caddy's request); 200 with the identity headers |
 //!
 //! `--store-scale N,…` runs [`store_scale`] instead: start time and admin write latency with N
@@ -73,6 +74,8 @@ pub enum Scenario {
     Forward,
     /// Forward-auth: `/_tokengate/verify` naming the fixed-response endpoint.
     Verify,
+    /// `API-Token` of a profile with a quota.
+    Quota,
     /// `API-Token` over HTTPS on keep-alive connections (TLS record cost).
     Tls,
     /// `API-Token` over HTTPS with `Connection: close`: a full TLS handshake for every request.
@@ -81,8 +84,9 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::ApiToken,
+        Scenario::Quota,
         Scenario::Verify,
         Scenario::Hs256,
         Scenario::Rs256,
@@ -103,6 +107,7 @@ impl Scenario {
             Scenario::Unknown => "unknown",
             Scenario::Forward => "forward",
             Scenario::Verify => "verify",
+            Scenario::Quota => "quota",
             Scenario::Tls => "tls",
             Scenario::TlsHandshake => "tls-handshake",
         }

@@ -28,7 +28,7 @@ use super::{BenchError, Scenario};
 use crate::app::{start, Running, ServeConfig};
 use crate::core::catalog::ChangeSet;
 use crate::core::keys::HmacKey;
-use crate::core::model::{AuthConfig, Endpoint};
+use crate::core::model::{AuthConfig, Endpoint, Policy, Quota};
 use crate::core::token;
 use crate::door::layout::Layout;
 use crate::server::tls::{client_config, TlsFiles};
@@ -120,6 +120,8 @@ struct Credentials {
     rs256_jwt: String,
     /// Auth token of the profile granted the `forward` collection.
     forward_token: String,
+    /// Auth token of the profile with a quota.
+    quota_token: String,
     /// Header lines that must all be refused with 401.
     unknown: Vec<String>,
 }
@@ -165,6 +167,34 @@ impl Bench {
             AuthConfig::Token,
         )
         .map_err(BenchError::from_display)?;
+
+        // The quota scenario's profile: the api-token scenario's collection, a quota that never
+        // runs out (2^40 a day), so the row shows what counting costs.
+        let bench_collection = state
+            .collections
+            .iter()
+            .find(|c| c.path == "bench")
+            .map(|c| c.id.clone())
+            .ok_or_else(|| BenchError::new("the bench fixture has no bench collection"))?;
+        let quota_client =
+            add_client(&mut state, "Bench quota client").map_err(BenchError::from_display)?;
+        let quota_token = add_profile(
+            &mut state,
+            &quota_client,
+            "quota",
+            vec![bench_collection],
+            AuthConfig::Token,
+        )
+        .map_err(BenchError::from_display)?;
+        if let Some(profile) = state.profiles.last_mut() {
+            profile.policy = Some(Policy {
+                rate_limit: None,
+                quota: Some(Quota {
+                    requests: 1 << 40,
+                    per_days: 1,
+                }),
+            });
+        }
 
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -263,6 +293,7 @@ impl Bench {
                 hs256_jwt,
                 rs256_jwt,
                 forward_token,
+                quota_token,
                 unknown,
             },
             temp,
@@ -285,6 +316,12 @@ impl Bench {
             Scenario::ApiToken => Target {
                 server: main,
                 requests: one(main, HELLO_PATH, format!("API-Token: {}", c.api_token)),
+                expected_status: 200,
+                tls: None,
+            },
+            Scenario::Quota => Target {
+                server: main,
+                requests: one(main, HELLO_PATH, format!("API-Token: {}", c.quota_token)),
                 expected_status: 200,
                 tls: None,
             },

@@ -211,6 +211,11 @@ impl Gateway {
         }
     }
 
+    /// The data plane's shared state (registry, gate).
+    pub fn door(&self) -> &tokengate::door::FrontDoor {
+        &self.running.door
+    }
+
     /// Shuts down (draining) and hands back the data directory.
     pub async fn stop(self) -> Arc<TempDir> {
         self.running.shutdown().await;

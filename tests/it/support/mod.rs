@@ -276,6 +276,43 @@ async fn exchange(
     })
 }
 
+/// One keep-alive HTTP/1.1 connection for many requests in a row.
+pub struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl KeepAlive {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        KeepAlive { sender, addr }
+    }
+
+    /// `GET path` with `headers`; returns the status (the body is read and dropped).
+    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut builder = Request::builder()
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.sender.ready().await.unwrap();
+        let response = self
+            .sender
+            .send_request(builder.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    }
+}
+
 /// The admin key every [`AdminServer`] uses unless told otherwise.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef-0123";
 
