@@ -138,10 +138,20 @@ pub fn document(view: &ClientView, server_url: &str) -> Value {
                 }});
             }
             "429" => {
-                response["headers"] = json!({"Retry-After": {
-                    "description": "Seconds until a request may succeed.",
-                    "schema": {"type": "integer", "minimum": 0},
-                }});
+                response["headers"] = json!({
+                    "Retry-After": {
+                        "description": "Seconds until a request may succeed.",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    "RateLimit-Policy": {
+                        "description": "The limit that refused the request (IETF httpapi ratelimit-headers draft): \"rate\" or \"quota\", its q requests per w seconds.",
+                        "schema": {"type": "string"},
+                    },
+                    "RateLimit": {
+                        "description": "r=0 requests remain, t seconds until the limit resets.",
+                        "schema": {"type": "string"},
+                    },
+                });
             }
             _ => {}
         }
