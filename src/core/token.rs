@@ -8,6 +8,14 @@ use crate::core::model::StoredToken;
 /// A SHA-256 digest of an auth token: the only form in which tokens are stored and looked up.
 pub type TokenDigest = [u8; 32];
 
+/// Whether `a` and `b` hold the same bytes, in time that depends only on their lengths (no
+/// early exit at the first difference). For comparing a presented credential with one held in
+/// memory, where a proxy may send several clients' requests on one connection.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
 /// A freshly generated auth token: the raw value is shown once, the stored form is kept.
 pub struct NewToken {
     /// The token, 64 lowercase hex characters; returned to the admin once, never stored.
@@ -82,6 +90,14 @@ fn hex_value(c: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn constant_time_eq_compares_whole_slices() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
     use super::*;
 
     #[test]

@@ -488,6 +488,62 @@ fn a_connection_recalls_its_last_jwt_and_rechecks_it_like_a_cache_hit() {
     }
 }
 
+#[test]
+fn a_connection_recalls_its_last_auth_token_digest_but_decides_afresh() {
+    let token = "7".repeat(64);
+    let mut state = state_with(&token, AuthConfig::Token);
+    let snapshot = Snapshot::build(&state).unwrap();
+    let gate = Gate::new(1000);
+    let mut memo = ConnectionMemo::default();
+    let headers = |t: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("api-token", t.parse().unwrap());
+        h
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            decide_on(&gate, &snapshot, &headers(&token), NOW_MS, &mut memo).0,
+            Ok(())
+        );
+    }
+    // Another token on the same connection is digested afresh, then the first one again.
+    let other = format!("{}8", &token[..63]);
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers(&other), NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    assert_eq!(
+        decide_on(&gate, &snapshot, &headers(&token), NOW_MS, &mut memo).0,
+        Ok(())
+    );
+    // A refresh and a disable apply to the remembered token at once.
+    state.profiles[0].active = false;
+    let disabled = rebuild(&state, &snapshot).unwrap();
+    assert_eq!(
+        decide_on(&gate, &disabled, &headers(&token), NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    state.profiles[0].active = true;
+    state.profiles[0].token = stored(&"6".repeat(64));
+    state.profiles[0].generation += 1;
+    let refreshed = rebuild(&state, &snapshot).unwrap();
+    assert_eq!(
+        decide_on(&gate, &refreshed, &headers(&token), NOW_MS, &mut memo).0,
+        Err(Reject::InvalidToken)
+    );
+    assert_eq!(
+        decide_on(
+            &gate,
+            &refreshed,
+            &headers(&"6".repeat(64)),
+            NOW_MS,
+            &mut memo
+        )
+        .0,
+        Ok(())
+    );
+}
+
 /// `previous` with every object of `state` put again, the way an admin change applies: profiles
 /// keep their rate limiters.
 fn rebuild(
