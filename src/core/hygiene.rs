@@ -63,13 +63,22 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let mut has_percent = false;
+    // A `.` right after a `/` is the only way a dot-segment (with or without `;` parameters)
+    // can start in a path without escapes: without one, the path needs no more work.
+    let mut dot_after_slash = false;
+    let mut previous = 0u8;
     for &b in bytes {
         match b {
             b'%' => has_percent = true,
             b'\\' => return Err(PathError::Backslash),
             0x00..=0x1F | 0x7F => return Err(PathError::ControlCharacter),
+            b'.' if previous == b'/' => dot_after_slash = true,
             _ => {}
         }
+        previous = b;
+    }
+    if !has_percent && !dot_after_slash {
+        return Ok(Cow::Borrowed(path));
     }
     let decoded: Cow<'_, str> = if has_percent {
         Cow::Owned(decode_unreserved(bytes)?)
