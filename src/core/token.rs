@@ -97,6 +97,14 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
         assert!(constant_time_eq(b"", b""));
+        let long: Vec<u8> = (0..=255).collect();
+        let mut other = long.clone();
+        assert!(constant_time_eq(&long, &other));
+        other[250] ^= 1;
+        assert!(!constant_time_eq(&long, &other), "a difference in the tail counts");
+        other[250] ^= 1;
+        other[3] ^= 0x80;
+        assert!(!constant_time_eq(&long, &other));
     }
     use super::*;
 
