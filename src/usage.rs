@@ -26,8 +26,8 @@ pub struct UsageSync {
     store: Arc<dyn Store>,
     /// This node run's id in the store's count rows.
     node_id: String,
-    /// What the store already holds from this run, per profile: window start and count.
-    sent: HashMap<Box<str>, (u64, u64)>,
+    /// What the store already holds from this run, per profile: window start, end and count.
+    sent: HashMap<Box<str>, (u64, u64, u64)>,
     /// Whether the last sync failed (to log once per outage).
     failing: bool,
     /// How far ahead the data plane's clock runs (tests only; see `ServeConfig::clock_skew`).
@@ -62,18 +62,25 @@ impl UsageSync {
         let mut counts = Vec::new();
         let mut counters = Vec::new();
         for (profile, quota) in snapshot.quotas() {
-            let (window, local) = quota.local_at(now);
+            let (window, mut local) = quota.local_at(now);
             let start = quota.window_start_s(window);
-            counters.push((profile.id.clone(), window, start, quota.clone()));
+            let end = start + quota.window_s();
+            counters.push((profile.id.clone(), window, (start, end), quota.clone()));
             let already = match self.sent.get(&profile.id) {
-                Some(&(sent_start, used)) if sent_start == start => used,
+                Some(&(s, e, used)) if (s, e) == (start, end) => used,
                 _ => 0,
             };
+            if local < already {
+                // The counter was rebuilt (the quota removed and given back, say): this run
+                // already counted `already` in this window.
+                quota.restore_local(window, already);
+                local = already;
+            }
             if local > already {
                 counts.push(UsageCount {
                     profile_id: profile.id.to_string(),
                     window_start_s: start,
-                    window_end_s: start + quota.window_s(),
+                    window_end_s: end,
                     used: local,
                 });
             }
@@ -92,26 +99,31 @@ impl UsageSync {
         // What the store holds now: this round's counts, and earlier ones of windows still
         // current (a deleted profile or an ended window is forgotten).
         let mut sent = HashMap::with_capacity(counters.len());
-        for (id, _, start, _) in &counters {
-            if let Some(&(sent_start, used)) = self.sent.get(id) {
-                if sent_start == *start {
-                    sent.insert(id.clone(), (sent_start, used));
+        for (id, _, bounds, _) in &counters {
+            if let Some(&(s, e, used)) = self.sent.get(id) {
+                if (s, e) == *bounds {
+                    sent.insert(id.clone(), (s, e, used));
                 }
             }
         }
         for count in counts {
             sent.insert(
                 count.profile_id.into_boxed_str(),
-                (count.window_start_s, count.used),
+                (count.window_start_s, count.window_end_s, count.used),
             );
         }
         self.sent = sent;
-        let others: HashMap<(&str, u64), u64> = others
+        let others: HashMap<(&str, u64, u64), u64> = others
             .iter()
-            .map(|c| ((c.profile_id.as_str(), c.window_start_s), c.used))
+            .map(|c| {
+                (
+                    (c.profile_id.as_str(), c.window_start_s, c.window_end_s),
+                    c.used,
+                )
+            })
             .collect();
-        for (id, window, start, quota) in &counters {
-            let used = others.get(&(&**id, *start)).copied().unwrap_or(0);
+        for (id, window, (start, end), quota) in &counters {
+            let used = others.get(&(&**id, *start, *end)).copied().unwrap_or(0);
             quota.set_others(*window, used);
         }
         gate.set_live_nodes(live);

@@ -148,6 +148,17 @@ impl QuotaCounter {
         self.others.store(pack(window, count), Ordering::Relaxed);
     }
 
+    /// Raises this node's count of `window` to `count` (never lowers it): for a counter rebuilt
+    /// while this node run's row in the store already holds `count`.
+    pub fn restore_local(&self, window: u64, count: u64) {
+        let _ = self
+            .local
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                let (w, current) = unpack(word);
+                (w < window || (w == window && current < count)).then(|| pack(window, count))
+            });
+    }
+
     /// The quota's state at `now_ms`.
     pub fn usage(&self, now_ms: u64) -> QuotaUsage {
         let now_s = now_ms / 1000;
@@ -209,6 +220,12 @@ mod tests {
         // A lower limit applies at once.
         quota.set_limit(2);
         assert!(quota.check(t).is_err());
+        // A restored count only ever raises this node's count.
+        quota.set_limit(10);
+        quota.restore_local(window, 1);
+        assert_eq!(quota.local_at(t / 1000), (window, 2));
+        quota.restore_local(window, 5);
+        assert_eq!(quota.local_at(t / 1000), (window, 5));
     }
 
     #[test]

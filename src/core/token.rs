@@ -101,7 +101,10 @@ mod tests {
         let mut other = long.clone();
         assert!(constant_time_eq(&long, &other));
         other[250] ^= 1;
-        assert!(!constant_time_eq(&long, &other), "a difference in the tail counts");
+        assert!(
+            !constant_time_eq(&long, &other),
+            "a difference in the tail counts"
+        );
         other[250] ^= 1;
         other[3] ^= 0x80;
         assert!(!constant_time_eq(&long, &other));

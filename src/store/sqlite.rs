@@ -40,13 +40,13 @@ CREATE TABLE IF NOT EXISTS profiles (
     secret_sealed BLOB
 );
 CREATE INDEX IF NOT EXISTS profiles_by_client ON profiles (client_id);
-CREATE TABLE IF NOT EXISTS quota_usage (
+CREATE TABLE IF NOT EXISTS quota_counts (
     profile_id TEXT NOT NULL,
     window_start INTEGER NOT NULL,
-    node_id TEXT NOT NULL,
     window_end INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
     used INTEGER NOT NULL,
-    PRIMARY KEY (profile_id, window_start, node_id)
+    PRIMARY KEY (profile_id, window_start, window_end, node_id)
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 ";
@@ -364,9 +364,9 @@ impl Store for SqliteStore {
             .map_err(|e| self.error("cannot begin a usage write", e))?;
         for count in counts {
             tx.execute(
-                "INSERT INTO quota_usage (profile_id, window_start, node_id, window_end, used)
+                "INSERT INTO quota_counts (profile_id, window_start, node_id, window_end, used)
                  VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (profile_id, window_start, node_id)
+                 ON CONFLICT (profile_id, window_start, window_end, node_id)
                  DO UPDATE SET used = max(used, excluded.used)",
                 rusqlite::params![
                     count.profile_id,
@@ -379,16 +379,16 @@ impl Store for SqliteStore {
             .map_err(|e| self.error("cannot write a quota count", e))?;
         }
         tx.execute(
-            "DELETE FROM quota_usage WHERE window_end < ?1",
+            "DELETE FROM quota_counts WHERE window_end < ?1",
             [int(now_s.saturating_sub(86_400))],
         )
         .map_err(|e| self.error("cannot drop ended quota windows", e))?;
         let others = {
             let mut statement = tx
                 .prepare(
-                    "SELECT profile_id, window_start, max(window_end), sum(used) FROM quota_usage
+                    "SELECT profile_id, window_start, window_end, sum(used) FROM quota_counts
                      WHERE node_id <> ?1 AND window_end > ?2
-                     GROUP BY profile_id, window_start",
+                     GROUP BY profile_id, window_start, window_end",
                 )
                 .map_err(|e| self.error("cannot read the quota counts", e))?;
             let rows = statement

@@ -267,9 +267,9 @@ pub fn policy(value: &Value) -> Result<Option<Policy>, ApiError> {
     Ok(Some(Policy { rate_limit, quota }))
 }
 
-/// Most requests a rate limit or quota may allow (2^40, about 10^12: the quota counters keep
-/// the window in the other bits of one 64-bit word).
-pub const MAX_REQUESTS: u64 = 1 << 40;
+/// Most requests a rate limit or quota may allow (2^40 − 1, about 10^12: the quota counters
+/// keep the window in the other bits of one 64-bit word).
+pub const MAX_REQUESTS: u64 = (1 << 40) - 1;
 /// Longest rate-limit window, seconds: 366 days.
 pub const MAX_PER_S: u64 = 366 * 86_400;
 /// Longest quota window, days (SPEC §1).

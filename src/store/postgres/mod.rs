@@ -3,7 +3,7 @@
 //! Tables (prefixed `tokengate_`): `schema` (one version row), `collections`, `clients`,
 //! `profiles` (one row per object, JSON text bodies, HS256 secrets sealed in their own column),
 //! `changes` (the change log: revision, commit time, the rows touched), `nodes` (one row per
-//! live process, with its heartbeat and applied revision) and `quota_usage` (each node run's
+//! live process, with its heartbeat and applied revision) and `quota_counts` (each node run's
 //! quota counts per profile and window, [`usage`]).
 //!
 //! - The schema is created and migrated on start inside a transaction holding an advisory lock,

@@ -1,4 +1,5 @@
-//! Quota counts on PostgreSQL (SPEC §1 `quota`, §6): one row per profile, window and node run,
+//! Quota counts on PostgreSQL (SPEC §1 `quota`, §6): one row per profile, window (its start and
+//! end: a changed `per_days` is another window even where the two start together) and node run,
 //! holding what that run has counted so far. A node writes its own rows (whole numbers, so a
 //! retry is harmless) and reads the sum of everyone else's, in one transaction, at least every
 //! second (`crate::usage`).
@@ -8,15 +9,15 @@ use crate::store::{StoreError, UsageCount};
 
 /// The table, created on start when missing (an addition that older builds ignore).
 pub(super) const USAGE_TABLE: &str = "
-CREATE TABLE IF NOT EXISTS tokengate_quota_usage (
+CREATE TABLE IF NOT EXISTS tokengate_quota_counts (
     profile_id TEXT NOT NULL,
     window_start BIGINT NOT NULL,
     node_id TEXT NOT NULL,
     window_end BIGINT NOT NULL,
     used BIGINT NOT NULL,
-    PRIMARY KEY (profile_id, window_start, node_id)
+    PRIMARY KEY (profile_id, window_start, window_end, node_id)
 );
-CREATE INDEX IF NOT EXISTS tokengate_quota_usage_by_end ON tokengate_quota_usage (window_end);
+CREATE INDEX IF NOT EXISTS tokengate_quota_counts_by_end ON tokengate_quota_counts (window_end);
 ";
 
 impl PgStore {
@@ -43,29 +44,29 @@ impl PgStore {
                 .map_err(err("cannot begin a usage write"))?;
             if !ids.is_empty() {
                 tx.execute(
-                    "INSERT INTO tokengate_quota_usage
+                    "INSERT INTO tokengate_quota_counts
                          (profile_id, window_start, node_id, window_end, used)
                      SELECT p, s, $5, e, u FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
                          AS t (p, s, e, u)
-                     ON CONFLICT (profile_id, window_start, node_id)
-                     DO UPDATE SET used = GREATEST(tokengate_quota_usage.used, excluded.used)",
+                     ON CONFLICT (profile_id, window_start, window_end, node_id)
+                     DO UPDATE SET used = GREATEST(tokengate_quota_counts.used, excluded.used)",
                     &[&ids, &starts, &ends, &used, &node_id],
                 )
                 .await
                 .map_err(err("cannot write the quota counts"))?;
             }
             tx.execute(
-                "DELETE FROM tokengate_quota_usage WHERE window_end < $1",
+                "DELETE FROM tokengate_quota_counts WHERE window_end < $1",
                 &[&(now - 86_400)],
             )
             .await
             .map_err(err("cannot drop ended quota windows"))?;
             let rows = tx
                 .query(
-                    "SELECT profile_id, window_start, max(window_end), sum(used)::BIGINT
-                     FROM tokengate_quota_usage
+                    "SELECT profile_id, window_start, window_end, sum(used)::BIGINT
+                     FROM tokengate_quota_counts
                      WHERE node_id <> $1 AND window_end > $2
-                     GROUP BY profile_id, window_start",
+                     GROUP BY profile_id, window_start, window_end",
                     &[&node_id, &now],
                 )
                 .await

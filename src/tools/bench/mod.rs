@@ -16,7 +16,7 @@
 //! | `rs256-miss` | one RS256 JWT against a second front door with `cache_capacity: 0`: every request checks the signature |
 //! | `unknown` | unknown auth token, JWT with an unknown `sub`, garbage bearer, in rotation: all 401 |
 //! | `forward` | `API-Token` through the proxy to an in-process upstream answering `200 {"ok":true}` |
-//! | `quota` | `API-Token` of a profile with a quota (2^40 a day, never used up) to the same endpoint as `api-token`: the cost of counting |
+//! | `quota` | `API-Token` of a profile with a quota (2^40 − 1 a day, never used up) to the same endpoint as `api-token`: the cost of counting |
 //! | `verify` | forward-auth: `API-Token` to `/_tokengate/verify` naming `GET /bench/hello` in `X-Forwarded-Method`/`-Uri` (Traefik's and Caddy's request); 200 with the identity headers |
 //!
 //! `--store-scale N,…` runs [`store_scale`] instead: start time and admin write latency with N

@@ -169,7 +169,7 @@ impl Bench {
         .map_err(BenchError::from_display)?;
 
         // The quota scenario's profile: the api-token scenario's collection, a quota that never
-        // runs out (2^40 a day), so the row shows what counting costs.
+        // runs out (2^40 − 1 a day), so the row shows what counting costs.
         let bench_collection = state
             .collections
             .iter()
@@ -190,7 +190,7 @@ impl Bench {
             profile.policy = Some(Policy {
                 rate_limit: None,
                 quota: Some(Quota {
-                    requests: 1 << 40,
+                    requests: (1 << 40) - 1,
                     per_days: 1,
                 }),
             });
