@@ -223,7 +223,7 @@ mod tests {
         // A restored count only ever raises this node's count.
         quota.set_limit(10);
         quota.restore_local(window, 1);
-        assert_eq!(quota.local_at(t / 1000), (window, 2));
+        assert_eq!(quota.local_at(t / 1000), (window, 3));
         quota.restore_local(window, 5);
         assert_eq!(quota.local_at(t / 1000), (window, 5));
     }
