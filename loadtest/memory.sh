@@ -37,14 +37,22 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
-TOKENGATE_ADMIN_KEY=$ADMIN_KEY "$TOKENGATE" serve --listen "127.0.0.1:$DATA_PORT" \
-    --admin-listen "127.0.0.1:$ADMIN_PORT" --data-dir "$WORK/data" \
-    --header-read-timeout-s 30 >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+# Starts the server over $WORK/data (30 s idle timeout, so idle connections stay open while
+# measured) and waits until its admin API answers.
+start_server() {
+    TOKENGATE_ADMIN_KEY=$ADMIN_KEY "$TOKENGATE" serve --listen "127.0.0.1:$DATA_PORT" \
+        --admin-listen "127.0.0.1:$ADMIN_PORT" --data-dir "$WORK/data" \
+        --header-read-timeout-s 30 >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "tokengate did not start:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+}
+start_server
 
 admin() { curl -sf -X "$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' ${3:+-d "$3"} "http://127.0.0.1:$ADMIN_PORT$2"; }
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -81,14 +89,7 @@ echo "tokens       $TOKENS distinct HS256 JWTs cached (cache entries: $entries):
 
 # --- connections ----------------------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-TOKENGATE_ADMIN_KEY=$ADMIN_KEY "$TOKENGATE" serve --listen "127.0.0.1:$DATA_PORT" \
-    --admin-listen "127.0.0.1:$ADMIN_PORT" --data-dir "$WORK/data" \
-    --header-read-timeout-s 30 >"$WORK/server2.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_server
 curl -sf -H "API-Token: $api_token" "$URL" >/dev/null
 before=$(rss_kib)
 result=$(python3 - "$DATA_PORT" "$api_token" "$CONNECTIONS" "$SERVER_PID" <<'PY'
