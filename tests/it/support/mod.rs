@@ -259,14 +259,8 @@ async fn exchange(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let response = sender.send_request(builder.body(Full::new(body))?).await?;
+    let request = build_request(addr, method, path, headers, body)?;
+    let response = sender.send_request(request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Reply {
@@ -274,6 +268,24 @@ async fn exchange(
         headers: parts.headers,
         body,
     })
+}
+
+/// `method path` with `Host: addr`, `headers` and `body`.
+fn build_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(body))
 }
 
 /// One keep-alive HTTP/1.1 connection for many requests in a row.
@@ -295,18 +307,9 @@ impl KeepAlive {
 
     /// `GET path` with `headers`; returns the status (the body is read and dropped).
     pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> u16 {
-        let mut builder = Request::builder()
-            .uri(path)
-            .header("host", self.addr.to_string());
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
+        let request = build_request(self.addr, "GET", path, headers, Bytes::new()).unwrap();
         self.sender.ready().await.unwrap();
-        let response = self
-            .sender
-            .send_request(builder.body(Full::new(Bytes::new())).unwrap())
-            .await
-            .unwrap();
+        let response = self.sender.send_request(request).await.unwrap();
         let status = response.status().as_u16();
         response.into_body().collect().await.unwrap();
         status
