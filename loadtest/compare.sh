@@ -47,7 +47,7 @@
 #   SKIP_BUILD=1          do not run cargo build
 #   OUT=FILE              also write the full results (every run) as JSON there
 #   KEEP_TMP=1            keep the temp dir (keys, tokens, configs, logs)
-#   RUST_LOG [warn]       passed to tokengate
+#   TOKENGATE_LOG [unset] tokengate's log filter; unset measures the default (info)
 #
 # Exit status: 0 all good; 1 setup failed (a server did not start, ...);
 # 3 some run had unexpected statuses or socket errors (flagged with !!!).
@@ -67,7 +67,6 @@ TOKEN_EXP=${TOKEN_EXP:-2h}
 HAPROXY_THREADS=${HAPROXY_THREADS:-2}
 TOKENGATE=${TOKENGATE:-target/release/tokengate}
 HELLO=${HELLO:-target/release/examples/hello}
-export RUST_LOG=${RUST_LOG:-warn}
 
 ALL_SYSTEMS=(bare haproxy tokengate)
 ALL_SCENARIOS=(noauth api-token hs256 rs256 rs256-miss unknown tls tls-handshake)

@@ -94,17 +94,31 @@ fn a_data_dir_that_is_a_file_and_a_short_admin_key_are_refused() {
     assert!(!err.contains(short), "the key is not echoed: {err}");
 }
 
-/// Starts the binary with stderr and the access log going to files (so stderr is not a
-/// terminal and no NO_COLOR is set), waits until it serves, and returns the admin and data
-/// addresses with the child.
-// The child is handed to the caller, which kills and waits for it.
-#[allow(clippy::zombie_processes)]
+/// `serve_to_files_with_log_filter` at the default log level.
 async fn serve_to_files(
     dir: &Path,
     extra: &[&str],
 ) -> (std::process::Child, std::net::SocketAddr, AdminClient) {
+    serve_to_files_with_log_filter(dir, extra, None).await
+}
+
+/// Starts the binary with stderr and the access log going to files (so stderr is not a
+/// terminal and no NO_COLOR is set) and `TOKENGATE_LOG` set to `filter` (unset for `None`),
+/// waits until it serves, and returns the admin and data addresses with the child.
+// The child is handed to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
+async fn serve_to_files_with_log_filter(
+    dir: &Path,
+    extra: &[&str],
+    filter: Option<&str>,
+) -> (std::process::Child, std::net::SocketAddr, AdminClient) {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command.env_remove("TOKENGATE_LOG");
+    if let Some(filter) = filter {
+        command.env("TOKENGATE_LOG", filter);
+    }
+    let mut child = command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
@@ -112,7 +126,6 @@ async fn serve_to_files(
         .args(extra)
         .env("TOKENGATE_ADMIN_KEY", ADMIN_KEY)
         .env_remove("NO_COLOR")
-        .env_remove("TOKENGATE_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -145,7 +158,9 @@ async fn serve_to_files(
 }
 
 #[tokio::test]
-async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_logged() {
+async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_debug_lines() {
+    // At the default level a refused request writes nothing to stderr: a flood of bad tokens
+    // must not cost a log write each (the metrics and the access log count them).
     let dir = TempDir::new();
     let (mut child, data, _admin) = serve_to_files(dir.path(), &[]).await;
     send(data, "GET", "/nowhere", &[("api-token", "garbage")], "")
@@ -159,12 +174,30 @@ async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_logged() {
         !text.contains('\u{1b}'),
         "ANSI codes in a log file:\n{text}"
     );
+    assert!(text.contains("tokengate is serving"), "{text}");
+    assert!(
+        !text.contains("request refused"),
+        "a refusal logged at the default level:\n{text}"
+    );
+
+    // With TOKENGATE_LOG=debug each refusal is one line, without the credential.
+    let dir = TempDir::new();
+    let (mut child, data, _admin) =
+        serve_to_files_with_log_filter(dir.path(), &[], Some("info,tokengate::door=debug")).await;
+    send(data, "GET", "/nowhere", &[("api-token", "garbage")], "")
+        .await
+        .assert_error(401, "invalid_token");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
     let refused = text
         .lines()
         .find(|l| l.contains("request refused"))
-        .unwrap_or_else(|| panic!("no refusal line at the default level:\n{text}"));
+        .unwrap_or_else(|| panic!("no refusal line at debug:\n{text}"));
     assert!(refused.contains("invalid_token"), "{refused}");
-    assert!(refused.contains("INFO"), "{refused}");
+    assert!(refused.contains("DEBUG"), "{refused}");
+    assert!(refused.contains("path=/nowhere"), "{refused}");
     assert!(!text.contains("garbage"), "the credential leaked:\n{text}");
 }
 
