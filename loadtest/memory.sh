@@ -57,7 +57,8 @@ start_server
 admin() { curl -sf -X "$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' ${3:+-d "$3"} "http://127.0.0.1:$ADMIN_PORT$2"; }
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
-mib() { python3 -c "print('%.1f' % ($1 / 1024))"; }
+# KiB as "N MiB (M MB)": the issue's limits are in MB (10^6 bytes).
+mib() { python3 -c "print('%.1f MiB (%.1f MB)' % ($1 / 1024, $1 * 1024 / 1e6))"; }
 
 collection=$(admin POST /v1/collections '{"name":"mem","path":"mem","endpoints":[{"name":"ping","method":"GET","path":"/ping","response":{"status":200,"body":{"ok":true}}}]}' | field id)
 client=$(admin POST /v1/clients '{"name":"Memory"}' | field id)
@@ -85,7 +86,7 @@ TG_TOKENS="$WORK/tokens.txt" timeout 600 wrk -t1 -c32 -d"${TOKEN_PASS:-45s}" -s 
 entries=$(curl -sf -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^tokengate_token_cache_entries / {print $2}')
 sleep 2
 after=$(rss_kib)
-echo "tokens       $TOKENS distinct HS256 JWTs cached (cache entries: $entries): RSS $(mib "$before") MiB before, $(mib "$after") MiB after ($(python3 -c "print('%.0f' % (($after - $before) * 1024 / $TOKENS))") bytes per token)"
+echo "tokens       $TOKENS distinct HS256 JWTs cached (cache entries: $entries): RSS $(mib "$before") before, $(mib "$after") after ($(python3 -c "print('%.0f' % (($after - $before) * 1024 / $TOKENS))") bytes per token)"
 
 # --- connections ----------------------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
@@ -118,4 +119,4 @@ asyncio.run(main())
 PY
 )
 read -r held with <<<"$result"
-echo "connections  $held idle keep-alive connections: RSS $(mib "$before") MiB before, $(mib "$with") MiB with them open ($(python3 -c "print('%.0f' % (($with - $before) * 1024 / max($held, 1)))") bytes per connection)"
+echo "connections  $held idle keep-alive connections: RSS $(mib "$before") before, $(mib "$with") with them open ($(python3 -c "print('%.0f' % (($with - $before) * 1024 / max($held, 1)))") bytes per connection)"

@@ -102,20 +102,26 @@ pub async fn serve<F, S, B>(
         let builder = builder.clone();
         let mut connection_shutdown = shutdown.clone();
         let open = metrics.clone().map(OpenConnection::new);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let stream = SendTimeout::new(stream, limits.send_timeout);
-            match tls {
-                None => {
+        // Two tasks, not one with a branch: a task is as large as its largest state, and a plain
+        // connection must not carry room for a TLS session while it idles.
+        match tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    let stream = SendTimeout::new(stream, limits.send_timeout);
                     run_connection(
                         &builder,
                         TokioIo::new(stream),
                         service,
                         &mut connection_shutdown,
                     )
-                    .await
-                }
-                Some(acceptor) => {
+                    .await;
+                    drop(open);
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let stream = SendTimeout::new(stream, limits.send_timeout);
                     let handshake = tokio::select! {
                         done = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => done,
                         _ = stopped(&mut connection_shutdown) => return,
@@ -133,11 +139,11 @@ pub async fn serve<F, S, B>(
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
+                    drop(open);
+                    drop(permit);
+                });
             }
-            drop(open);
-            drop(permit);
-        });
+        }
     }
 
     // Stop listening first: a client that connects while we drain is refused at once instead of
@@ -170,7 +176,9 @@ async fn run_connection<IO, S, B>(
 {
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
+    // `biased`: the connection first, and no random draw on every wake-up of a busy connection.
     tokio::select! {
+        biased;
         result = connection.as_mut() => {
             if let Err(error) = result {
                 tracing::trace!(%error, "connection ended with an error");
