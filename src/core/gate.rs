@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 
@@ -71,13 +70,13 @@ pub struct Identity<'s> {
     /// How it authenticated.
     pub auth: AuthKind,
     /// The JWT verification, when a JWT was used (carries the caller name).
-    pub jwt: Option<Arc<VerifiedJwt>>,
+    pub jwt: Option<VerifiedJwt>,
 }
 
 impl Identity<'_> {
     /// The JWT `name` claim, when present.
     pub fn caller_name(&self) -> Option<&str> {
-        self.jwt.as_ref().and_then(|j| j.caller_name.as_deref())
+        self.jwt.as_ref().and_then(|j| j.caller_name())
     }
 }
 
@@ -108,12 +107,12 @@ pub struct Verdict<T> {
 /// auth-token digest is looked up in the current snapshot like a fresh one.
 #[derive(Default)]
 pub struct ConnectionMemo {
-    last: Option<(Box<[u8]>, Arc<VerifiedJwt>)>,
+    last: Option<(Box<[u8]>, VerifiedJwt)>,
     last_token: Option<(Box<[u8]>, TokenDigest)>,
 }
 
 impl ConnectionMemo {
-    fn recall(&self, token: &[u8]) -> Option<&Arc<VerifiedJwt>> {
+    fn recall(&self, token: &[u8]) -> Option<&VerifiedJwt> {
         match &self.last {
             Some((bytes, verified)) if constant_time_eq(bytes, token) => Some(verified),
             _ => None,
@@ -133,9 +132,9 @@ impl ConnectionMemo {
         digest
     }
 
-    fn remember(&mut self, token: &[u8], verified: &Arc<VerifiedJwt>) {
+    fn remember(&mut self, token: &[u8], verified: &VerifiedJwt) {
         // A copy of its own, so connections on other threads never share its refcount.
-        self.last = Some((token.into(), Arc::new(VerifiedJwt::clone(verified))));
+        self.last = Some((token.into(), verified.private_copy()));
     }
 }
 
@@ -281,7 +280,7 @@ impl Gate {
         if let Some(memo) = memo {
             memo.remember(token, &verified);
         }
-        cache.insert(token_key, verified);
+        cache.insert(&token_key, verified);
         Ok(identity)
     }
 }
@@ -309,12 +308,12 @@ fn authenticate_auth_token<'s>(
 /// `Ok(None)`: the profile changed since, so verify the token afresh.
 fn revalidate<'s>(
     snapshot: &'s Snapshot,
-    verified: &Arc<VerifiedJwt>,
+    verified: &VerifiedJwt,
     now_s: i64,
     now_ms: u64,
 ) -> Result<Option<Identity<'s>>, Reject> {
     let entry = snapshot
-        .profile_by_token(&verified.key_digest)
+        .profile_by_token(&verified.caller.key_digest)
         .ok_or(Reject::InvalidToken)?;
     let profile = &*entry.profile;
     if profile.generation != verified.generation {
@@ -326,7 +325,7 @@ fn revalidate<'s>(
     {
         return Err(Reject::InvalidToken);
     }
-    jwt::check_times(verified.exp, verified.nbf, profile.leeway_s(), now_s)?;
+    jwt::check_times(verified.exp(), verified.nbf(), profile.leeway_s(), now_s)?;
     Ok(Some(Identity {
         profile,
         auth: AuthKind::Jwt,
@@ -342,7 +341,7 @@ fn verify_jwt<'s>(
     now_s: i64,
     now_ms: u64,
     cache_use: &mut CacheUse,
-) -> Result<(Identity<'s>, Arc<VerifiedJwt>), Reject> {
+) -> Result<(Identity<'s>, VerifiedJwt), Reject> {
     let parsed = jwt::parse(token)?;
     let key_digest = parsed.key_digest.ok_or(Reject::InvalidToken)?;
     let entry = snapshot
@@ -370,14 +369,13 @@ fn verify_jwt<'s>(
         return Err(Reject::InvalidToken);
     }
     jwt::check_claims(&parsed.claims, rules, now_s)?;
-    let verified = Arc::new(VerifiedJwt {
-        key_digest,
-        generation: profile.generation,
-        exp: parsed.claims.exp,
-        nbf: parsed.claims.nbf,
-        caller_name: parsed.claims.name,
-        ttl: VerifiedJwt::ttl_for(parsed.claims.exp, rules.leeway_s, now_s),
-    });
+    let caller = entry.callers.caller(&key_digest, parsed.claims.name);
+    let verified = VerifiedJwt::new(
+        caller,
+        profile.generation,
+        parsed.claims.exp,
+        parsed.claims.nbf,
+    );
     Ok((
         Identity {
             profile,

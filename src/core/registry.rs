@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::core::cache::CallerSlot;
 use crate::core::catalog::{Applied, Catalog, Kind, Row};
 use crate::core::cidr::Cidr;
 use crate::core::compile::{compile_profile, validate_collection_path};
@@ -193,6 +194,9 @@ pub struct TokenEntry {
     pub profile: Arc<CompiledProfile>,
     /// For a previous token kept by `grace_s`: Unix ms after which it stops working.
     pub valid_until_ms: Option<u64>,
+    /// The last caller (this token's digest and a `name`) of a JWT naming this token, shared
+    /// by the verified-token cache's entries.
+    pub callers: Arc<CallerSlot>,
 }
 
 impl TokenEntry {
@@ -450,6 +454,7 @@ impl Snapshot {
                 valid_until_ms: (i > 0)
                     .then(|| profile.previous_token.as_ref().map(|g| g.valid_until_ms))
                     .flatten(),
+                callers: Arc::default(),
             };
             let digest = DigestKey(*digest);
             match self.by_token.get(&digest) {
