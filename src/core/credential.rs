@@ -26,14 +26,20 @@ pub enum Credential<'a> {
 
 /// Finds the one credential of a request.
 pub fn extract(headers: &HeaderMap) -> Result<Credential<'_>, Reject> {
-    let mut api_tokens = headers.get_all(&API_TOKEN).iter();
-    let mut authorizations = headers.get_all(AUTHORIZATION).iter();
-    let api_token = api_tokens.next();
-    let authorization = authorizations.next();
-    let count = usize::from(api_token.is_some())
-        + usize::from(authorization.is_some())
-        + usize::from(api_tokens.next().is_some())
-        + usize::from(authorizations.next().is_some());
+    // One pass over the headers, comparing names: cheaper than two hashed lookups for the few
+    // headers a request carries (a standard name compares as an enum tag).
+    let mut api_token = None;
+    let mut authorization = None;
+    let mut count = 0usize;
+    for (name, value) in headers {
+        if name == AUTHORIZATION {
+            authorization.get_or_insert(value);
+            count += 1;
+        } else if name == API_TOKEN {
+            api_token.get_or_insert(value);
+            count += 1;
+        }
+    }
     if count > 1 {
         return Err(Reject::MultipleCredentials);
     }
