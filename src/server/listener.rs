@@ -2,6 +2,7 @@
 //! timeout, graceful drain.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::server::metrics::Metrics;
 use crate::server::send_timeout::SendTimeout;
+use crate::server::stop_signal::StopSignal;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +78,8 @@ pub async fn serve<F, S, B>(
         .max_header_size(limits.max_head_bytes);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Given when the accept loop ends; every open connection then shuts down gracefully.
+    let stop = StopSignal::new();
 
     loop {
         if *shutdown.borrow() {
@@ -100,7 +104,7 @@ pub async fn serve<F, S, B>(
         let _ = stream.set_nodelay(true);
         let service = make_service(peer);
         let builder = builder.clone();
-        let mut connection_shutdown = shutdown.clone();
+        let stop = stop.clone();
         let open = metrics.clone().map(OpenConnection::new);
         // Two tasks, not one with a branch: a task is as large as its largest state, and a plain
         // connection must not carry room for a TLS session while it idles.
@@ -108,18 +112,13 @@ pub async fn serve<F, S, B>(
             None => {
                 tokio::spawn(async move {
                     let stream = SendTimeout::new(stream, limits.send_timeout);
-                    run_connection(
-                        &builder,
-                        TokioIo::new(stream),
-                        service,
-                        &mut connection_shutdown,
-                    )
-                    .await;
+                    run_connection(&builder, TokioIo::new(stream), service, &stop).await;
                     drop(open);
                     drop(permit);
                 });
             }
             Some(acceptor) => {
+                let mut connection_shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     let stream = SendTimeout::new(stream, limits.send_timeout);
                     let handshake = tokio::select! {
@@ -128,13 +127,7 @@ pub async fn serve<F, S, B>(
                     };
                     match handshake {
                         Ok(Ok(stream)) => {
-                            run_connection(
-                                &builder,
-                                TokioIo::new(stream),
-                                service,
-                                &mut connection_shutdown,
-                            )
-                            .await
+                            run_connection(&builder, TokioIo::new(stream), service, &stop).await
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -149,6 +142,7 @@ pub async fn serve<F, S, B>(
     // Stop listening first: a client that connects while we drain is refused at once instead of
     // waiting in the listen backlog for an accept that never comes.
     drop(listener);
+    stop.stop();
     // Drain: every connection returns its permit when done.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all))
@@ -159,12 +153,13 @@ pub async fn serve<F, S, B>(
     }
 }
 
-/// Serves one connection until it ends, or until `shutdown` turns true (then gracefully).
+/// Serves one connection until it ends, or until `stop` is given (then gracefully: an idle
+/// connection closes at once, a request in flight finishes first).
 async fn run_connection<IO, S, B>(
     builder: &http1::Builder,
     io: IO,
     service: S,
-    shutdown: &mut watch::Receiver<bool>,
+    stop: &Arc<StopSignal>,
 ) where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -176,18 +171,18 @@ async fn run_connection<IO, S, B>(
 {
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
-    // `biased`: the connection first, and no random draw on every wake-up of a busy connection.
-    tokio::select! {
-        biased;
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::trace!(%error, "connection ended with an error");
-            }
-        }
-        _ = stopped(shutdown) => {
+    let mut registration = stop.register();
+    let mut draining = false;
+    let result = std::future::poll_fn(|cx| {
+        if !draining && registration.is_stopping(cx) {
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            draining = true;
         }
+        connection.as_mut().poll(cx)
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::trace!(%error, "connection ended with an error");
     }
 }
 

@@ -4,6 +4,7 @@
 //!   graceful drain.
 //! - [`metrics`]: the Prometheus registry the data plane records into and `GET /metrics` renders.
 //! - [`send_timeout`]: cuts off a peer that stops reading its response.
+//! - [`stop_signal`]: tells open connections the listener stops (one atomic load a poll).
 //! - [`freshness`]: how old this node's view of the store is (`--max-staleness-s`).
 //! - [`tls`]: rustls on ring: listener certificates (reloadable) and the upstream client's trust.
 
@@ -11,6 +12,7 @@ pub mod freshness;
 pub mod listener;
 pub mod metrics;
 pub mod send_timeout;
+pub mod stop_signal;
 pub mod tls;
 
 pub use listener::{serve, stopped, ServerLimits};
