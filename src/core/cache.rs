@@ -13,8 +13,8 @@
 //!   [`Caller`] (key-claim digest and `name`), which every JWT naming the same auth token
 //!   with the same `name` shares (the registry's token entry keeps the last one).
 //! - No per-entry expiry (a timer node per entry): the gate checks `exp` on every hit, so an
-//!   expired token is refused from the cache as it is without it, and capacity bounds memory.
-//!   This is how Envoy's `jwt_authn` cache works, too.
+//!   expired token is refused from the cache as it is without it, and the gate then drops the
+//!   entry; capacity bounds memory. This is how Envoy's `jwt_authn` cache works, too.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
@@ -156,6 +156,11 @@ impl TokenCache {
         self.entries.insert(CacheKey::of(token), verified);
     }
 
+    /// Forgets the verification of the token with SHA-256 `token`.
+    pub fn invalidate(&self, token: &TokenDigest) {
+        self.entries.invalidate(&CacheKey::of(token));
+    }
+
     /// Approximate number of entries.
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
@@ -192,6 +197,14 @@ mod tests {
         let mut other = [7; 32];
         other[15] = 8;
         assert!(cache.get(&other).is_none());
+    }
+
+    #[test]
+    fn an_invalidated_token_is_gone() {
+        let cache = TokenCache::new(10).unwrap();
+        cache.insert(&[7; 32], verified(3));
+        cache.invalidate(&[7; 32]);
+        assert!(cache.get(&[7; 32]).is_none());
     }
 
     #[test]

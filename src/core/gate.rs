@@ -266,12 +266,22 @@ impl Gate {
         }
         let token_key = token_digest(token);
         if let Some(verified) = cache.get(&token_key) {
-            if let Some(identity) = revalidate(snapshot, &verified, now_s, now_ms)? {
-                *cache_use = CacheUse::Hit;
-                if let Some(memo) = memo.as_deref_mut() {
-                    memo.remember(token, &verified);
+            match revalidate(snapshot, &verified, now_s, now_ms) {
+                Ok(Some(identity)) => {
+                    *cache_use = CacheUse::Hit;
+                    if let Some(memo) = memo.as_deref_mut() {
+                        memo.remember(token, &verified);
+                    }
+                    return Ok(identity);
                 }
-                return Ok(identity);
+                // The profile changed since: verified afresh below (and cached again).
+                Ok(None) => {}
+                // Expired, revoked or disabled: the entry has no use left, and a client that
+                // keeps retrying the token must not keep it warm in the cache.
+                Err(reject) => {
+                    cache.invalidate(&token_key);
+                    return Err(reject);
+                }
             }
         }
         // A miss is counted only once the token names a profile: garbage and unknown tokens

@@ -78,8 +78,10 @@ pub async fn serve<F, S, B>(
         .max_header_size(limits.max_head_bytes);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    // Given when the accept loop ends; every open connection then shuts down gracefully.
+    // Given when the accept loop ends (or this future is dropped); every open connection then
+    // shuts down gracefully.
     let stop = StopSignal::new();
+    let _stop_on_drop = StopOnDrop(stop.clone());
 
     loop {
         if *shutdown.borrow() {
@@ -183,6 +185,15 @@ async fn run_connection<IO, S, B>(
     .await;
     if let Err(error) = result {
         tracing::trace!(%error, "connection ended with an error");
+    }
+}
+
+/// Gives the stop signal when dropped, so connections stop even if `serve` is dropped early.
+struct StopOnDrop(Arc<StopSignal>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -231,8 +231,7 @@ mod tests {
     use super::*;
     use crate::core::token::token_digest;
 
-    /// From the `jwt` fuzz target (fuzz/regressions/jwt/invalid-utf8-in-ignored-claim): a claim
-    /// tokengate does not read held a byte that is not UTF-8, and the token was accepted.
+    /// The arithmetic check against its definition, on every byte.
     #[test]
     fn jws_bytes_are_base64url_and_dot_only() {
         for b in 0..=255u8 {
@@ -241,6 +240,8 @@ mod tests {
         }
     }
 
+    /// From the `jwt` fuzz target (fuzz/regressions/jwt/invalid-utf8-in-ignored-claim): a claim
+    /// tokengate does not read held a byte that is not UTF-8, and the token was accepted.
     #[test]
     fn json_that_is_not_utf8_is_refused_even_in_ignored_members() {
         let b64 = |bytes: &[u8]| BASE64URL.encode(bytes);
