@@ -276,10 +276,12 @@ impl Gate {
                 }
                 // The profile changed since: verified afresh below (and cached again).
                 Ok(None) => {}
-                // Expired, revoked or disabled: the entry has no use left, and a client that
-                // keeps retrying the token must not keep it warm in the cache.
+                // Expired for good: a client that keeps retrying the token must not keep its
+                // entry warm in the cache. (A disabled profile may come back: its entry stays.)
                 Err(reject) => {
-                    cache.invalidate(&token_key);
+                    if reject == Reject::TokenExpired {
+                        cache.invalidate(&token_key);
+                    }
                     return Err(reject);
                 }
             }

@@ -296,6 +296,10 @@ fn a_cached_token_still_expires() {
         decide(&gate, &snapshot, &headers, NOW_MS + 70_000),
         (Err(Reject::TokenExpired), CacheUse::NotUsed)
     );
+    // The entry is dropped: a client retrying the expired token does not keep it cached.
+    let cache = gate.cache().unwrap();
+    cache.run_pending_tasks();
+    assert_eq!(cache.entry_count(), 0);
 }
 
 #[test]

@@ -157,19 +157,24 @@ async fn serve_to_files_with_log_filter(
     }
 }
 
-#[tokio::test]
-async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_debug_lines() {
-    // At the default level a refused request writes nothing to stderr: a flood of bad tokens
-    // must not cost a log write each (the metrics and the access log count them).
+/// What the server wrote to stderr around one refused request, with `TOKENGATE_LOG` = `filter`.
+async fn log_of_one_refusal(filter: Option<&str>) -> String {
     let dir = TempDir::new();
-    let (mut child, data, _admin) = serve_to_files(dir.path(), &[]).await;
+    let (mut child, data, _admin) = serve_to_files_with_log_filter(dir.path(), &[], filter).await;
     send(data, "GET", "/nowhere", &[("api-token", "garbage")], "")
         .await
         .assert_error(401, "invalid_token");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = child.kill();
     let _ = child.wait();
-    let text = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap()
+}
+
+#[tokio::test]
+async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_debug_lines() {
+    // At the default level a refused request writes nothing to stderr: a flood of bad tokens
+    // must not cost a log write each (the metrics and the access log count them).
+    let text = log_of_one_refusal(None).await;
     assert!(
         !text.contains('\u{1b}'),
         "ANSI codes in a log file:\n{text}"
@@ -180,17 +185,8 @@ async fn logs_to_a_file_carry_no_ansi_codes_and_refusals_are_debug_lines() {
         "a refusal logged at the default level:\n{text}"
     );
 
-    // With TOKENGATE_LOG=debug each refusal is one line, without the credential.
-    let dir = TempDir::new();
-    let (mut child, data, _admin) =
-        serve_to_files_with_log_filter(dir.path(), &[], Some("info,tokengate::door=debug")).await;
-    send(data, "GET", "/nowhere", &[("api-token", "garbage")], "")
-        .await
-        .assert_error(401, "invalid_token");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    // With the data plane's service at debug each refusal is one line, without the credential.
+    let text = log_of_one_refusal(Some("info,tokengate::door::service=debug")).await;
     let refused = text
         .lines()
         .find(|l| l.contains("request refused"))
