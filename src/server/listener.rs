@@ -12,11 +12,12 @@ use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::Service;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::server::head_timer::ConnectionTimer;
 use crate::server::metrics::Metrics;
 use crate::server::send_timeout::SendTimeout;
 use crate::server::stop_signal::StopSignal;
@@ -70,8 +71,8 @@ pub async fn serve<F, S, B>(
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut builder = http1::Builder::new();
+    // The timer is set per connection (run_connection): see head_timer.rs.
     builder
-        .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
         .max_buf_size(limits.max_head_bytes.max(8192))
@@ -171,6 +172,8 @@ async fn run_connection<IO, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let mut builder = builder.clone();
+    builder.timer(ConnectionTimer::default());
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut registration = stop.register();

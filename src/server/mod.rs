@@ -9,6 +9,7 @@
 //! - [`tls`]: rustls on ring: listener certificates (reloadable) and the upstream client's trust.
 
 pub mod freshness;
+pub mod head_timer;
 pub mod listener;
 pub mod metrics;
 pub mod send_timeout;

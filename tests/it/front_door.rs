@@ -589,6 +589,31 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
     );
 }
 
+/// The connection's one header-read timer fires for an early head and is moved on: requests
+/// that keep coming for longer than the timeout are served, and the idle limit still holds.
+#[tokio::test]
+async fn a_busy_keep_alive_connection_outlives_the_header_timeout_then_idles_out() {
+    let gw = impatient_gateway().await;
+    let mut stream = connect_and_write(gw.data, b"").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"GET /nowhere HTTP/1.1\r\nhost: test\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let response = read_response(&mut stream).await;
+        assert_eq!(response.status, 401, "after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let took = closed_within(&mut stream, Duration::from_secs(3)).await;
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed too early: {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_refusals_by_code_but_not_garbage_as_cache_misses() {
     let door = Door::start().await;
