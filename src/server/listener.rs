@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::head_timer::ConnectionTimer;
+use crate::server::head_watch::HeadWatch;
 use crate::server::metrics::Metrics;
 use crate::server::send_timeout::SendTimeout;
 use crate::server::stop_signal::StopSignal;
@@ -71,9 +72,8 @@ pub async fn serve<F, S, B>(
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut builder = http1::Builder::new();
-    // The timer is set per connection (run_connection): see head_timer.rs.
+    // No hyper timer, so no hyper header-read timeout: run_connection keeps it (head_watch.rs).
     builder
-        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
         .max_buf_size(limits.max_head_bytes.max(8192))
         .max_header_size(limits.max_head_bytes);
@@ -115,7 +115,8 @@ pub async fn serve<F, S, B>(
             None => {
                 tokio::spawn(async move {
                     let stream = SendTimeout::new(stream, limits.send_timeout);
-                    run_connection(&builder, TokioIo::new(stream), service, &stop).await;
+                    let io = TokioIo::new(stream);
+                    run_connection(&builder, io, service, limits.header_read_timeout, &stop).await;
                     drop(open);
                     drop(permit);
                 });
@@ -130,7 +131,9 @@ pub async fn serve<F, S, B>(
                     };
                     match handshake {
                         Ok(Ok(stream)) => {
-                            run_connection(&builder, TokioIo::new(stream), service, &stop).await
+                            let io = TokioIo::new(stream);
+                            let timeout = limits.header_read_timeout;
+                            run_connection(&builder, io, service, timeout, &stop).await
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -156,12 +159,15 @@ pub async fn serve<F, S, B>(
     }
 }
 
-/// Serves one connection until it ends, or until `stop` is given (then gracefully: an idle
+/// Serves one connection until it ends, until a request head takes longer than
+/// `header_read_timeout` (counted from the connection opening or the previous response ending;
+/// then it is closed without an answer), or until `stop` is given (then gracefully: an idle
 /// connection closes at once, a request in flight finishes first).
 async fn run_connection<IO, S, B>(
     builder: &http1::Builder,
     io: IO,
     service: S,
+    header_read_timeout: Duration,
     stop: &Arc<StopSignal>,
 ) where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -172,9 +178,8 @@ async fn run_connection<IO, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let mut builder = builder.clone();
-    builder.timer(ConnectionTimer::default());
-    let connection = builder.serve_connection(io, service);
+    let mut watch = HeadWatch::new(header_read_timeout);
+    let connection = builder.serve_connection(io, watch.service(service));
     tokio::pin!(connection);
     let mut registration = stop.register();
     let mut draining = false;
@@ -183,11 +188,17 @@ async fn run_connection<IO, S, B>(
             connection.as_mut().graceful_shutdown();
             draining = true;
         }
-        connection.as_mut().poll(cx)
+        match connection.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => watch.poll_expired(cx).map(|()| None),
+        }
     })
     .await;
-    if let Err(error) = result {
-        tracing::trace!(%error, "connection ended with an error");
+    match result {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::trace!(%error, "connection ended with an error"),
+        // Dropping the connection closes it, as hyper does on its own header timeout.
+        None => tracing::trace!("no request head within the header read timeout; closed"),
     }
 }
 

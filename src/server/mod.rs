@@ -2,6 +2,7 @@
 //!
 //! - [`listener`]: the HTTP/1.1 accept loop: connection cap, TLS handshake, header timeout,
 //!   graceful drain.
+//! - [`head_watch`]: the header-read timeout, kept beside hyper (one `Sleep` per connection).
 //! - [`metrics`]: the Prometheus registry the data plane records into and `GET /metrics` renders.
 //! - [`send_timeout`]: cuts off a peer that stops reading its response.
 //! - [`stop_signal`]: tells open connections the listener stops (one atomic load a poll).
@@ -9,7 +10,7 @@
 //! - [`tls`]: rustls on ring: listener certificates (reloadable) and the upstream client's trust.
 
 pub mod freshness;
-pub mod head_timer;
+pub mod head_watch;
 pub mod listener;
 pub mod metrics;
 pub mod send_timeout;

@@ -1,6 +1,7 @@
 //! Slow peers over real sockets, with short timeouts: a client that stalls mid-body gets 408 (or
 //! its connection closed), an upstream that stalls mid-response-body has the client's stream
-//! closed, and in both cases the open-connection gauge returns to zero.
+//! closed, and in both cases the open-connection gauge returns to zero; an upstream slower than
+//! the header-read timeout still answers, and the connection then idles out on time.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -223,4 +224,77 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_send_timeout() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(stream);
+}
+
+/// An upstream that waits `delay` after each request head, then answers `200 slow`.
+async fn late_upstream(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The header-read timeout does not run while a request is in flight: an upstream slower than
+/// it still answers, and the keep-alive connection then gets the whole timeout again before it
+/// is closed for idling.
+#[tokio::test]
+async fn a_request_slower_than_the_header_timeout_is_answered_then_the_connection_idles_out() {
+    let upstream = late_upstream(Duration::from_millis(1_600)).await;
+    let gateway = Gateway::start_with(|config| {
+        config.server_limits.header_read_timeout = TIMEOUT;
+    })
+    .await;
+    let collection = gateway
+        .admin
+        .collection(
+            "late",
+            json!([forward("GET", "/answer", &format!("http://{upstream}"))]),
+        )
+        .await;
+    let access = gateway
+        .admin
+        .access(
+            "Patient client",
+            json!({"name": "patient", "collections": [collection], "auth": {"type": "token"}}),
+        )
+        .await;
+    let head = format!(
+        "GET /late/answer HTTP/1.1\r\nhost: x\r\napi-token: {}\r\n\r\n",
+        access.token
+    );
+    let mut stream = connect_and_write(gateway.data, head.as_bytes()).await;
+    let response = read_response(&mut stream).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert!(
+        !response
+            .head
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{}",
+        response.head
+    );
+    let idle = closed_within(&mut stream, Duration::from_secs(4)).await;
+    assert!(
+        idle >= TIMEOUT - Duration::from_millis(100),
+        "closed too early after the response: {idle:?}"
+    );
+    assert!(idle < TIMEOUT * 3, "closed late: {idle:?}");
 }
