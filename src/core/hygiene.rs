@@ -51,6 +51,22 @@ impl PathError {
     }
 }
 
+/// The bytes [`normalize_path`]'s scan stops at: `%`, `\\`, `.` and the control characters;
+/// every other byte costs one table load (a `match` per byte cost ~20 instructions a byte).
+static STOPS_SCAN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20
+            || b == 0x7F
+            || b == b'%' as usize
+            || b == b'\\' as usize
+            || b == b'.' as usize;
+        b += 1;
+    }
+    table
+};
+
 /// Normalizes a request path (without its query): percent-encoded unreserved characters
 /// (`A-Z a-z 0-9 - . _ ~`) are decoded, other percent-encodings are kept with upper-case hex,
 /// then dot-segments are removed (RFC 3986 §5.2.4). Borrows when the path needs no change (the
@@ -66,16 +82,17 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     // A `.` right after a `/` is the only way a dot-segment (with or without `;` parameters)
     // can start in a path without escapes: without one, the path needs no more work.
     let mut dot_after_slash = false;
-    let mut previous = 0u8;
-    for &b in bytes {
+    for (i, &b) in bytes.iter().enumerate() {
+        if !STOPS_SCAN[usize::from(b)] {
+            continue;
+        }
         match b {
             b'%' => has_percent = true,
             b'\\' => return Err(PathError::Backslash),
-            0x00..=0x1F | 0x7F => return Err(PathError::ControlCharacter),
-            b'.' if previous == b'/' => dot_after_slash = true,
-            _ => {}
+            // `bytes[0]` is `/`, so a `.` has a byte before it.
+            b'.' => dot_after_slash |= i > 0 && bytes[i - 1] == b'/',
+            _ => return Err(PathError::ControlCharacter),
         }
-        previous = b;
     }
     if !has_percent && !dot_after_slash {
         return Ok(Cow::Borrowed(path));

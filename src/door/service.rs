@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -25,6 +25,8 @@ use crate::core::registry::Registry;
 use crate::core::reject::Reject;
 use crate::core::route::Action;
 use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
+pub use crate::door::clock::now_ms;
+use crate::door::clock::wall_clock_ms;
 use crate::door::forward::{
     insert_identity_headers, upstream_path, upstream_request, Downstream, Forwarder,
 };
@@ -139,7 +141,7 @@ impl FrontDoor {
         memo: &mut ConnectionMemo,
     ) -> Prepared {
         let started = Instant::now();
-        let now_ms = now_ms().saturating_add(self.clock_skew_ms);
+        let now_ms = wall_clock_ms(started).saturating_add(self.clock_skew_ms);
         let peer_is_trusted = self.trusted_proxies.iter().any(|c| c.contains(tcp_peer));
         let peer = if peer_is_trusted {
             client_address(tcp_peer, &self.trusted_proxies, request.headers())
@@ -449,13 +451,6 @@ struct Forwarding {
     request: Request<crate::door::forward::UpstreamBody>,
     log: Option<LogLine>,
     started: Instant,
-}
-
-/// Wall-clock time in milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The upstream TLS configuration over the platform's roots alone (a private CA is added by
