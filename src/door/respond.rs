@@ -1,5 +1,7 @@
 //! Response building: JSON error bodies with their auth headers, and endpoints' fixed responses.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
@@ -15,20 +17,31 @@ pub type ResponseBody = Either<Full<Bytes>, DownstreamBody>;
 /// The JSON error response for `reject`, with `WWW-Authenticate` as due, and on a 429
 /// `Retry-After`, `RateLimit-Policy` and `RateLimit`.
 pub fn error_response(reject: Reject) -> Response<ResponseBody> {
+    // Built once per code and cloned: three inserts into an empty map cost about three times
+    // the clone (callgrind: 1 400 instructions for a 401), and floods of bad tokens land here.
+    static HEADERS: LazyLock<Vec<HeaderMap>> =
+        LazyLock::new(|| Reject::ALL.iter().map(|r| error_headers(*r)).collect());
     let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(
         reject.body().as_bytes(),
     ))));
     *response.status_mut() = reject.status();
-    let headers = response.headers_mut();
+    *response.headers_mut() = HEADERS[reject.index()].clone();
+    if let Some((name, limited)) = reject.limited() {
+        insert_rate_limit_fields(response.headers_mut(), name, limited);
+    }
+    response
+}
+
+/// The fixed fields of `reject`'s answer: `Content-Type`, `Cache-Control: no-store` and, for
+/// credential errors, the `WWW-Authenticate` challenge (RFC 6750 §3).
+fn error_headers(reject: Reject) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(challenge) = reject.www_authenticate() {
         headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
-    if let Some((name, limited)) = reject.limited() {
-        insert_rate_limit_fields(headers, name, limited);
-    }
-    response
+    headers
 }
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");

@@ -369,8 +369,8 @@ impl FrontDoor {
         started: Instant,
     ) -> Prepared {
         self.metrics.record_outcome(Err(reject));
-        let path = redact_path(path);
-        tracing::debug!(error = reject.code(), status = reject.status().as_u16(), %peer, path = %path, "request refused");
+        // Redacted only when the line is written (tracing evaluates fields of enabled events).
+        tracing::debug!(error = reject.code(), status = reject.status().as_u16(), %peer, path = %redact_path(path), "request refused");
         if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
             line.write(
                 access_log,
