@@ -28,7 +28,9 @@
 # Besides req/s and latency, every run reports the server's CPU per request:
 # the utime+stime of the server process over the run (/proc/PID/stat) divided
 # by the requests wrk completed. wrk competes with the server for the 2 cores,
-# so req/s depends on wrk's share; CPU per request much less so.
+# so req/s depends on wrk's share; CPU per request much less so. Each run also records the
+# host's steal time (/proc/stat): a run where the hypervisor took CPU from this VM is shown
+# as such (the steal% column) rather than passed off as a slow server.
 #
 # The systems alternate within every round (A B C, A B C, ...) so drift on this
 # noisy machine hits all of them alike; the table shows medians over ROUNDS.
@@ -416,6 +418,11 @@ applies() { [[ ! ($1 == tokengate && $2 == noauth) && ! ($1 == bare && $2 == tls
 # The server's utime+stime in clock ticks: cpu_ticks SERVER_NAME
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${SERVER_PID[$1]}/stat" 2>/dev/null || echo 0; }
 
+# The host's stolen and total CPU ticks (/proc/stat, all CPUs): "STEAL TOTAL". Time the
+# hypervisor gave to other guests inflates a run's latency and cuts its req/s; the report
+# shows it per run so a disturbed run can be told from a slow server.
+host_ticks() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat; }
+
 # The status every response must have: expected_status SYSTEM SCENARIO
 expected_status() {
     case $1:$2 in
@@ -491,18 +498,20 @@ describe_result() {
     python3 - "$1" <<'PY'
 import json, sys
 run = json.loads(sys.argv[1])
-print("%9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %6.2f us/req" % (run["rps"], run["p50_us"] / 1000, run["p99_us"] / 1000, run["server_cpu_us_per_request"]))
+print("%9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %6.2f us/req  steal %4.1f %%" % (run["rps"], run["p50_us"] / 1000, run["p99_us"] / 1000, run["server_cpu_us_per_request"], run["host_steal_pct"]))
 PY
 }
 
 # Runs wrk once and appends a JSON line to $WORK/runs.jsonl.
 run_one() {
     local round=$1 scenario=$2 system=$3 url want output result verdict server ticks_before ticks_after cpu_us
+    local host_before host_after steal_pct
     url=$(url_for "$system" "$scenario")
     want=$(expected_status "$system" "$scenario")
     server=${SERVES[$system:$scenario]:-${SERVES[$system]}}
     wrk_inputs_for "$scenario"
     ticks_before=$(cpu_ticks "$server")
+    host_before=$(host_ticks)
     # In the background so that a signal interrupts `wait` and cleanup can stop wrk too.
     env "${WRK_ENV[@]}" timeout $(($(duration_seconds) + 30)) \
         wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${WRK_ARGS[@]}" "$url" >"$WORK/wrk.out" 2>&1 &
@@ -510,6 +519,7 @@ run_one() {
     wait "$WRK_PID" || true
     WRK_PID=""
     ticks_after=$(cpu_ticks "$server")
+    host_after=$(host_ticks)
     output=$(<"$WORK/wrk.out")
     result=$(python3 "$LOADTEST_DIR/wrk_result.py" <"$WORK/wrk.out" || true)
     if [[ -z $result ]]; then
@@ -520,7 +530,8 @@ run_one() {
     # Server CPU per request, µs: clock ticks over the run ÷ requests (the tail of wrk's last
     # in-flight requests is within noise at thousands of requests per second).
     cpu_us=$(python3 -c 'import json,sys,os; r=json.loads(sys.argv[1]); t=int(sys.argv[3])-int(sys.argv[2]); print("%.2f" % (t*1e6/os.sysconf("SC_CLK_TCK")/max(r["requests"],1)))' "$result" "$ticks_before" "$ticks_after")
-    result="${result%\}},\"server_cpu_us_per_request\":$cpu_us}"
+    steal_pct=$(python3 -c 'import sys; s0,t0=map(int,sys.argv[1].split()); s1,t1=map(int,sys.argv[2].split()); print("%.1f" % (100*(s1-s0)/max(t1-t0,1)))' "$host_before" "$host_after")
+    result="${result%\}},\"server_cpu_us_per_request\":$cpu_us,\"host_steal_pct\":$steal_pct}"
     verdict=$(judge_result "$result" "$want")
     if [[ $verdict != ok ]]; then
         loud "ERRORS in $system/$scenario round $round (expected every response $want): $verdict"
@@ -578,7 +589,8 @@ meta = {
     "unknown_tokens": $UNKNOWN_COUNT,
     "notes": "tokengate rs256-miss runs with --cache-capacity 0; noauth has no tokengate run; "
              "unknown expects 401 (tokengate) / 403 (haproxy); tls* share tests/data/tls's "
-             "certificate and have no bare run; CPU = server utime+stime / requests",
+             "certificate and have no bare run; CPU = server utime+stime / requests; "
+             "steal% = the largest share of the host's CPU time the hypervisor took during a run",
 }
 summary = {}
 for scenario in "$SCENARIOS".split(","):
@@ -595,6 +607,7 @@ for scenario in "$SCENARIOS".split(","):
                 "cpu_us": statistics.median(r["server_cpu_us_per_request"] for r in mine),
                 "runs": len(mine),
                 "runs_with_errors": sum(r["verdict"] != "ok" for r in mine),
+                "max_steal_pct": max(r.get("host_steal_pct", 0) for r in mine),
             }
     tg = row.get("tokengate", {})
     for other in ("bare", "haproxy"):
@@ -612,7 +625,7 @@ else:
     print(f"token signer: {meta['token_signer']}")
 print(f"notes: {meta['notes']}")
 print()
-print(f"{'scenario':<13} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}  {'runs':>4}  errors")
+print(f"{'scenario':<13} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}  {'runs':>4}  {'steal%':>6}  errors")
 for scenario, row in summary.items():
     for system in "$SYSTEMS".split(","):
         cell = row.get(system)
@@ -623,7 +636,7 @@ for scenario, row in summary.items():
             print(f"{scenario:<13} {system:<10} {'-':>9} {'-':>8} {'-':>8} {'-':>10}  {0:>4}  PREFLIGHT FAILED  !!!")
             continue
         flag = f"{cell['runs_with_errors']} runs  !!!" if cell["runs_with_errors"] else "-"
-        print(f"{scenario:<13} {system:<10} {cell['rps']:>9} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f} {cell['cpu_us']:>10.2f}  {cell['runs']:>4}  {flag}")
+        print(f"{scenario:<13} {system:<10} {cell['rps']:>9} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f} {cell['cpu_us']:>10.2f}  {cell['runs']:>4}  {cell['max_steal_pct']:>6.1f}  {flag}")
     ratios = "  ".join(f"{k} = {v:.2f}" for k, v in row.items() if "/" in k)
     if ratios:
         print(f"{'':<13} {ratios}")
