@@ -97,13 +97,8 @@ async fn stalling_upstream() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\nfirst bytes")
@@ -155,13 +150,8 @@ async fn flooding_upstream(ended: std::sync::Arc<std::sync::atomic::AtomicBool>)
         while let Ok((mut stream, _)) = listener.accept().await {
             let ended = ended.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let head = b"HTTP/1.1 200 OK\r\ncontent-length: 268435456\r\n\r\n";
                 if stream.write_all(head).await.is_err() {
@@ -233,13 +223,8 @@ async fn late_upstream(delay: Duration) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 tokio::time::sleep(delay).await;
                 let _ = stream
@@ -297,4 +282,18 @@ async fn a_request_slower_than_the_header_timeout_is_answered_then_the_connectio
         "closed too early after the response: {idle:?}"
     );
     assert!(idle < TIMEOUT * 3, "closed late: {idle:?}");
+}
+
+/// Reads from `stream` until a request head has ended (`\r\n\r\n`); false if the peer closed
+/// or failed first.
+async fn read_request_head(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
 }
