@@ -10,6 +10,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use tokengate::app::ServeConfig;
+
 use crate::support::gateway::{forward, Access, Gateway};
 use crate::support::upstream::Upstream;
 use crate::support::wire::{closed_within, connect_and_write, read_response};
@@ -17,9 +19,18 @@ use crate::support::wire::{closed_within, connect_and_write, read_response};
 const TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn gateway_to(upstream_url: &str) -> (Gateway, Access) {
+    gateway_with(upstream_url, |_| {}).await
+}
+
+/// [`gateway_to`] with more settings changed by `configure`.
+async fn gateway_with(
+    upstream_url: &str,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> (Gateway, Access) {
     let gateway = Gateway::start_with(|config| {
         config.door_limits.client_body_timeout = TIMEOUT;
         config.door_limits.upstream_read_timeout = TIMEOUT;
+        configure(config);
     })
     .await;
     let collection = gateway
@@ -243,26 +254,12 @@ async fn late_upstream(delay: Duration) -> SocketAddr {
 #[tokio::test]
 async fn a_request_slower_than_the_header_timeout_is_answered_then_the_connection_idles_out() {
     let upstream = late_upstream(Duration::from_millis(1_600)).await;
-    let gateway = Gateway::start_with(|config| {
+    let (gateway, access) = gateway_with(&format!("http://{upstream}"), |config| {
         config.server_limits.header_read_timeout = TIMEOUT;
     })
     .await;
-    let collection = gateway
-        .admin
-        .collection(
-            "late",
-            json!([forward("GET", "/answer", &format!("http://{upstream}"))]),
-        )
-        .await;
-    let access = gateway
-        .admin
-        .access(
-            "Patient client",
-            json!({"name": "patient", "collections": [collection], "auth": {"type": "token"}}),
-        )
-        .await;
     let head = format!(
-        "GET /late/answer HTTP/1.1\r\nhost: x\r\napi-token: {}\r\n\r\n",
+        "GET /slow/download HTTP/1.1\r\nhost: x\r\napi-token: {}\r\n\r\n",
         access.token
     );
     let mut stream = connect_and_write(gateway.data, head.as_bytes()).await;
