@@ -237,6 +237,66 @@ fn rfc7515_appendix_a_verifies() {
     assert!(!key.verify(&input[1..], &signature));
 }
 
+/// The patched ring's `RsaParsedPublicKey` (vendor/README.md), which `RsaPublicKey::verify` uses,
+/// answers as ring's own `RsaPublicKeyComponents::verify` on every RS256 signature of the interop
+/// data and RFC 7515 A.2, and on each of them with a bit flipped in the signature or the input.
+#[test]
+fn the_parsed_rsa_key_verifies_as_ring_does() {
+    let ring_verify = |key: &RsaPublicKey, input: &[u8], signature: &[u8]| {
+        ring::signature::RsaPublicKeyComponents {
+            n: key.modulus(),
+            e: key.exponent(),
+        }
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            input,
+            signature,
+        )
+        .is_ok()
+    };
+    let mut signed = Vec::new();
+    let cases = json("jwt-interop/cases.json");
+    for case in cases["cases"].as_array().unwrap() {
+        let profile = &cases["profiles"][case["profile"].as_str().unwrap()];
+        if let ProfileKey::Rsa(key) = profile_key(profile) {
+            let (input, signature) = split_token(case["token"].as_str().unwrap());
+            signed.push((key, input.to_vec(), signature));
+        }
+    }
+    let a2 = &json("rfc7515.json")["A.2"];
+    let component = |name: &str| URL_SAFE_NO_PAD.decode(a2[name].as_str().unwrap()).unwrap();
+    let key = RsaPublicKey::from_components(&component("jwk_n"), &component("jwk_e")).unwrap();
+    let (input, signature) = split_token(a2["token"].as_str().unwrap());
+    signed.push((key, input.to_vec(), signature));
+
+    let (mut valid, mut checked) = (0, 0);
+    for (key, input, signature) in &signed {
+        let verified = key.verify(input, signature);
+        assert_eq!(verified, ring_verify(key, input, signature));
+        valid += usize::from(verified);
+        for at in [0, signature.len() / 2, signature.len().saturating_sub(1)] {
+            let mut bad = signature.clone();
+            if let Some(byte) = bad.get_mut(at) {
+                *byte ^= 0x01;
+            }
+            assert!(!key.verify(input, &bad));
+            assert_eq!(key.verify(input, &bad), ring_verify(key, input, &bad));
+            let mut bad_input = input.clone();
+            bad_input[at % input.len()] ^= 0x01;
+            assert_eq!(
+                key.verify(&bad_input, signature),
+                ring_verify(key, &bad_input, signature)
+            );
+            checked += 3;
+        }
+    }
+    assert!(valid >= 4, "only {valid} RS256 signatures verified");
+    println!(
+        "{} RS256 signatures, {valid} valid, {checked} mutations agree",
+        signed.len()
+    );
+}
+
 #[test]
 fn hs256_interop_secret_is_the_44_characters() {
     let secret = hs256_secret();
