@@ -12,6 +12,7 @@ use crate::core::cache::{TokenCache, VerifiedJwt};
 use crate::core::credential::{self, Credential};
 use crate::core::jwt::{self, MAX_SIGNATURE_LEN};
 use crate::core::model::JwtAlg;
+use crate::core::refusals::RefusalMemo;
 use crate::core::registry::{CompiledAuth, CompiledProfile, Snapshot, VerifyKey};
 use crate::core::reject::Reject;
 use crate::core::route::{CompiledCollection, CompiledEndpoint};
@@ -138,18 +139,23 @@ impl ConnectionMemo {
     }
 }
 
-/// Decides requests against registry snapshots, memoizing verified JWTs.
+/// Decides requests against registry snapshots, memoizing verified JWTs and settled refusals.
 pub struct Gate {
     cache: Option<TokenCache>,
+    /// JWTs the current snapshot refused for good; on whenever the cache is.
+    refusals: Option<RefusalMemo>,
     /// How many nodes are live (SPEC §6), for cluster-scoped rate limits; 1 alone.
     live_nodes: AtomicU32,
 }
 
 impl Gate {
-    /// A gate whose cache holds at most `cache_capacity` tokens (0 turns it off).
+    /// A gate whose cache holds at most `cache_capacity` tokens (0 turns it off, and with it
+    /// the memo of refusals: every JWT is then verified from scratch).
     pub fn new(cache_capacity: u64) -> Gate {
+        let cache = TokenCache::new(cache_capacity);
         Gate {
-            cache: TokenCache::new(cache_capacity),
+            refusals: cache.as_ref().map(|_| RefusalMemo::new()),
+            cache,
             live_nodes: AtomicU32::new(1),
         }
     }
@@ -167,6 +173,11 @@ impl Gate {
     /// The verified-token cache, if on.
     pub fn cache(&self) -> Option<&TokenCache> {
         self.cache.as_ref()
+    }
+
+    /// The memo of settled refusals, if on (with the cache).
+    pub fn refusals(&self) -> Option<&RefusalMemo> {
+        self.refusals.as_ref()
     }
 
     /// The whole decision for a request to the front door.
@@ -250,9 +261,10 @@ impl Gate {
         mut memo: Option<&mut ConnectionMemo>,
     ) -> Result<Identity<'s>, Reject> {
         let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        let Some(cache) = &self.cache else {
+        let (Some(cache), Some(refusals)) = (&self.cache, &self.refusals) else {
             return verify_jwt(snapshot, token, now_s, now_ms, &mut CacheUse::NotUsed)
-                .map(|(identity, _)| identity);
+                .map(|(identity, _)| identity)
+                .map_err(|refusal| refusal.reject);
         };
         if token.len() > jwt::MAX_JWT_LEN {
             return Err(Reject::InvalidToken);
@@ -263,6 +275,10 @@ impl Gate {
                 *cache_use = CacheUse::Hit;
                 return Ok(identity);
             }
+        }
+        // Refused for good under this snapshot: no digest, no lookup, no parse.
+        if refusals.contains(token, snapshot.epoch()) {
+            return Err(Reject::InvalidToken);
         }
         let token_key = token_digest(token);
         if let Some(verified) = cache.get(&token_key) {
@@ -288,7 +304,13 @@ impl Gate {
         }
         // A miss is counted only once the token names a profile: garbage and unknown tokens
         // never reach the cache's work, so they would only blur its hit ratio.
-        let (identity, verified) = verify_jwt(snapshot, token, now_s, now_ms, cache_use)?;
+        let (identity, verified) =
+            verify_jwt(snapshot, token, now_s, now_ms, cache_use).map_err(|refusal| {
+                if refusal.settled {
+                    refusals.insert(token, snapshot.epoch());
+                }
+                refusal.reject
+            })?;
         if let Some(memo) = memo {
             memo.remember(token, &verified);
         }
@@ -345,6 +367,30 @@ fn revalidate<'s>(
     }))
 }
 
+/// Why full verification refused a token.
+struct Refusal {
+    reject: Reject,
+    /// Decided by the token's bytes and the snapshot alone, not the clock: the same token is
+    /// refused again for as long as the snapshot stands (see [`RefusalMemo`]).
+    settled: bool,
+}
+
+impl Refusal {
+    /// A refusal that only a change of snapshot can undo: always `invalid_token`.
+    const SETTLED: Refusal = Refusal {
+        reject: Reject::InvalidToken,
+        settled: true,
+    };
+
+    /// A refusal that depends on the clock.
+    fn timed(reject: Reject) -> Refusal {
+        Refusal {
+            reject,
+            settled: false,
+        }
+    }
+}
+
 /// Full verification: parse, find the profile by key claim, then (only then) the signature and
 /// claims. `cache_use` becomes [`CacheUse::Miss`] once the token names a live profile.
 fn verify_jwt<'s>(
@@ -353,34 +399,45 @@ fn verify_jwt<'s>(
     now_s: i64,
     now_ms: u64,
     cache_use: &mut CacheUse,
-) -> Result<(Identity<'s>, VerifiedJwt), Reject> {
-    let parsed = jwt::parse(token)?;
-    let key_digest = parsed.key_digest.ok_or(Reject::InvalidToken)?;
+) -> Result<(Identity<'s>, VerifiedJwt), Refusal> {
+    // Every parse error is `invalid_token` and depends on the bytes alone.
+    let parsed = jwt::parse(token).map_err(|reject| {
+        debug_assert_eq!(reject, Reject::InvalidToken);
+        Refusal::SETTLED
+    })?;
+    let key_digest = parsed.key_digest.ok_or(Refusal::SETTLED)?;
     let entry = snapshot
         .profile_by_token(&key_digest)
-        .ok_or(Reject::InvalidToken)?;
+        .ok_or(Refusal::SETTLED)?;
     let profile = &*entry.profile;
-    if !entry.is_live(now_ms) || !profile.active {
-        return Err(Reject::InvalidToken);
+    if !entry.is_live(now_ms) {
+        // A previous token past its grace deadline: the clock decided.
+        return Err(Refusal::timed(Reject::InvalidToken));
+    }
+    if !profile.active {
+        return Err(Refusal::SETTLED);
     }
     *cache_use = CacheUse::Miss;
     let CompiledAuth::Jwt { alg, key, rules } = &*profile.auth else {
-        return Err(Reject::InvalidToken);
+        return Err(Refusal::SETTLED);
     };
     if *alg != parsed.alg {
-        return Err(Reject::InvalidToken);
+        return Err(Refusal::SETTLED);
     }
     let mut signature_buf = [0u8; MAX_SIGNATURE_LEN];
-    let signature = parsed.signature(&mut signature_buf)?;
+    let signature = parsed
+        .signature(&mut signature_buf)
+        .map_err(|_| Refusal::SETTLED)?;
     let signature_ok = match (key, parsed.alg) {
         (VerifyKey::Hmac(key), JwtAlg::HS256) => key.verify(parsed.signing_input, signature),
         (VerifyKey::Rsa(key), JwtAlg::RS256) => key.verify(parsed.signing_input, signature),
         _ => false,
     };
     if !signature_ok {
-        return Err(Reject::InvalidToken);
+        return Err(Refusal::SETTLED);
     }
-    jwt::check_claims(&parsed.claims, rules, now_s)?;
+    // `exp`, `nbf` and lifetime rules read the clock.
+    jwt::check_claims(&parsed.claims, rules, now_s).map_err(Refusal::timed)?;
     let caller = entry.callers.caller(&key_digest, parsed.claims.name);
     let verified = VerifiedJwt::new(
         caller,

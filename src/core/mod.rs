@@ -14,6 +14,7 @@
 //! - [`keys`]: HMAC and RSA public keys, parsed once, and their verify operations.
 //! - [`token`]: auth tokens: generation, SHA-256 digests, masks.
 //! - [`cache`]: the moka memo of verified tokens, generation-checked.
+//! - [`refusals`]: the memo of JWTs the current snapshot refused for good (unknown, forged).
 //! - [`gate`]: the decision, in the SPEC's order: route → credential → verify → authorize.
 //! - [`hygiene`]: path normalization, the client address behind trusted proxies, reserved
 //!   header names; what the data plane (and forward-auth) do before routing.
@@ -33,6 +34,7 @@ pub mod keys;
 pub mod model;
 pub mod quota;
 pub mod ratelimit;
+pub mod refusals;
 pub mod registry;
 pub mod reject;
 pub mod route;

@@ -6,6 +6,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -224,7 +225,13 @@ pub struct Snapshot {
     profiles: ShardedMap<Box<str>, Arc<CompiledProfile>, RandomState>,
     /// Clients by the digest of their portal key, for the client portal.
     portals: ShardedMap<DigestKey, Arc<PortalClient>, BuildDigestHasher>,
+    /// This snapshot's number, unique in the process (0 is the empty default snapshot): what
+    /// the gate's memo of refusals is keyed by, so that no refusal outlives its snapshot.
+    epoch: u64,
 }
+
+/// The epoch of the next snapshot [`Snapshot::apply`] makes.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
 /// A client as its portal page sees it: found by the SHA-256 digest of its portal key.
 #[derive(Debug)]
@@ -288,6 +295,7 @@ impl Snapshot {
     /// path used twice, a profile without its client); `self` is unchanged.
     pub fn apply(&self, applied: &[Applied], catalog: &Catalog) -> Result<Snapshot, BuildError> {
         let mut next = self.clone();
+        next.epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed);
         // Profile id → whether its compiled `auth` may be kept.
         let mut recompile: BTreeMap<&str, bool> = BTreeMap::new();
         // Clients whose portal entry must be rebuilt.
@@ -326,6 +334,12 @@ impl Snapshot {
             next.rebuild_portal(client_id, catalog);
         }
         Ok(next)
+    }
+
+    /// This snapshot's number: unique among the snapshots of this process (clones share it,
+    /// as they hold the same objects), 0 for the empty default snapshot.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Drops the portal entry of `portal_key` if it still belongs to `client_id`.

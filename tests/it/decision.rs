@@ -15,13 +15,13 @@ use tokengate::core::registry::Snapshot;
 use tokengate::core::reject::Reject;
 
 /// 2026-11-29T00:00:00Z.
-const NOW_MS: u64 = 1_795_910_400_000;
+pub(crate) const NOW_MS: u64 = 1_795_910_400_000;
 
 fn peer() -> IpAddr {
     "127.0.0.1".parse().unwrap()
 }
 
-fn bearer(token: &str) -> HeaderMap {
+pub(crate) fn bearer(token: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         "authorization",
@@ -30,7 +30,7 @@ fn bearer(token: &str) -> HeaderMap {
     headers
 }
 
-fn decide(
+pub(crate) fn decide(
     gate: &Gate,
     snapshot: &Snapshot,
     headers: &HeaderMap,
@@ -151,9 +151,9 @@ fn rfc7515_a1_hs256_and_a2_rs256_verify_and_7519_unsecured_is_rejected() {
     );
 }
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789ab";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789ab";
 
-fn hs256(claims: &str) -> String {
+pub(crate) fn hs256(claims: &str) -> String {
     let key = HmacKey::from_secret(SECRET, false).unwrap();
     let input = format!(
         "{}.{}",
@@ -164,7 +164,7 @@ fn hs256(claims: &str) -> String {
     format!("{input}.{}", BASE64URL.encode(signature))
 }
 
-fn hs256_state(token: &str) -> State {
+pub(crate) fn hs256_state(token: &str) -> State {
     let mut auth = jwt_config(JwtAlg::HS256);
     auth.secret = Some(SECRET.into());
     state_with(token, AuthConfig::Jwt(auth))
@@ -550,7 +550,7 @@ fn a_connection_recalls_its_last_auth_token_digest_but_decides_afresh() {
 
 /// `previous` with every object of `state` put again, the way an admin change applies: profiles
 /// keep their rate limiters.
-fn rebuild(
+pub(crate) fn rebuild(
     state: &State,
     previous: &Snapshot,
 ) -> Result<Snapshot, tokengate::core::registry::BuildError> {

@@ -24,6 +24,7 @@ mod policies;
 mod portal;
 mod portal_browser;
 mod proxies;
+mod refusals;
 mod slow_peers;
 mod sqlite_store;
 mod tls;
