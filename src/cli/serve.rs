@@ -41,7 +41,7 @@ pub struct ServeArgs {
     /// Seconds a revoking admin change waits for every live node to apply it.
     #[arg(long, default_value_t = 2)]
     pub propagation_timeout_s: u64,
-    /// Verified-token cache capacity; 0 turns the cache off.
+    /// Verified-token cache capacity; 0 turns the cache off, and the memo of refused tokens.
     #[arg(long, default_value_t = 1_000_000)]
     pub cache_capacity: u64,
     /// Seed a demo collection, client and token profile on an empty store and print the token.
