@@ -281,6 +281,8 @@ setup_tokengate() {
     log "tokengate: configuring through the admin API"
     start_tokengate tokengate "$WORK/tokengate-data" "$port" "$admin_port"
     configure_tokengate
+    # For instructions.sh, which reuses a kept temp dir (a test profile's token, like hs256.txt).
+    printf '%s\n' "$API_AUTH_TOKEN" >"$WORK/api-token.txt"
     # Copy the store while no server holds it, then run both instances.
     stop_server tokengate
     cp -a "$WORK/tokengate-data" "$WORK/tokengate-nocache-data"
