@@ -35,7 +35,7 @@ HELLO=${HELLO:-target/release/examples/hello}
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "instructions.sh: $*"; exit 1; }
 
-for tool in valgrind callgrind_control wrk curl python3; do
+for tool in valgrind callgrind_control wrk curl python3 openssl; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -104,7 +104,14 @@ count() {
     kill "$pid" && wait "$pid" 2>/dev/null || true
     requests=$(awk '/requests in/{print $1}' <<<"$out")
     total=$(awk '/^totals:/{print $2; exit}' "$dump.1" 2>/dev/null || true)
-    [[ ${requests:-0} -gt 0 && -n $total ]] || die "$system/$scenario: no requests or no dump ($out)"
+    [[ ${requests:-0} -gt 0 && ${total:-0} -gt 0 ]] || die "$system/$scenario: no requests or no dump ($out)"
+    # Count only what compare.sh would call a good run: every answer 2xx, or for tokengate's
+    # `unknown` every answer refused (bare hyper answers everything with 200).
+    local refused expected=0
+    refused=$(awk '/Non-2xx or 3xx responses/{print $NF}' <<<"$out")
+    [[ $system == tokengate && $scenario == unknown ]] && expected=$requests
+    [[ ${refused:-0} -eq $expected ]] ||
+        die "$system/$scenario: ${refused:-0} of $requests answers were not 2xx (expected $expected)"
     echo $((total / requests))
 }
 
