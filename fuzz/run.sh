@@ -22,7 +22,10 @@ if ! cargo fuzz --version > /dev/null 2>&1; then
     }
 fi
 
-bash "$here/seed.sh" > /dev/null
+bash "$here/seed.sh" > /dev/null || {
+    echo "seeding the corpora failed (fuzz/seed.sh exited $?)" >&2
+    exit 2
+}
 
 targets=("$@")
 if (( ${#targets[@]} == 0 )); then

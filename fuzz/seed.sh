@@ -52,7 +52,9 @@ printf '\x03{"alg":"RS256","x":[1,{"y":null}]}\xff{"workato_sub":"","https://www
 printf '\x05{"alg":"HS256"}\xff{"a":1,"\\u0061":2}\xffs' | seed jwt
 
 # ---- credential: header lines name:value ----
-first_tok=$(printf '%s\n' $tokens | head -n1)
+# No pipe into head here: under set -e and pipefail, head exiting before printf's second 4 KiB
+# write killed the script with SIGPIPE, silently, in about 1 run in 40 on a loaded machine.
+first_tok=${tokens%%[[:space:]]*}
 printf 'authorization: Bearer %s\n' "$first_tok" | seed credential
 printf 'api-token: d4aee74e131926682043395edecaf377765fae48e56e232cb295af475b314545\n' | seed credential
 printf 'Authorization: Basic %s\n' "$(printf 'api-token:secret-token' | base64 -w0)" | seed credential
