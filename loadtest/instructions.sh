@@ -20,7 +20,8 @@
 #   SKIP_BUILD=1   do not build (compare.sh builds otherwise)   KEEP_TMP=1   keep the temp dir (callgrind dumps)
 #
 # Prints one line per scenario: instructions/request for bare and tokengate, and their ratio.
-# Exit status: 0 all good; 1 setup failed or a run served no requests.
+# Exit status: 0 all good; 1 setup failed, a run served no requests, or a run's statuses were
+# not the expected ones (all 2xx; all refused for tokengate's `unknown`).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,7 +36,8 @@ HELLO=${HELLO:-target/release/examples/hello}
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "instructions.sh: $*"; exit 1; }
 
-for tool in valgrind callgrind_control wrk curl python3 openssl; do
+# wrk comes with the setup below (compare.sh installs it when missing).
+for tool in valgrind callgrind_control curl python3 openssl; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
