@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::Service;
@@ -31,7 +31,7 @@ use crate::door::forward::{
     insert_identity_headers, upstream_path, upstream_request, Downstream, Forwarder,
 };
 use crate::door::idle::{IdleTimeout, Stalled};
-use crate::door::respond::{error_response, fixed_response, ResponseBody};
+use crate::door::respond::{error_response, error_response_in, fixed_response_in, ResponseBody};
 use crate::door::verify;
 use crate::portal::{self, redact_path};
 use crate::server::metrics::Metrics;
@@ -134,6 +134,9 @@ impl FrontDoor {
     }
 
     /// Handles one request: answered at once, or a request to send upstream.
+    ///
+    /// The request's header map is taken out first and becomes the answer's (emptied), or goes
+    /// back into the request sent upstream: see [`fixed_response_in`] for why.
     fn prepare(
         &self,
         request: Request<Incoming>,
@@ -142,28 +145,31 @@ impl FrontDoor {
     ) -> Prepared {
         let started = Instant::now();
         let now_ms = wall_clock_ms(started).saturating_add(self.clock_skew_ms);
+        let (mut parts, body) = request.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
         let peer_is_trusted = self.trusted_proxies.iter().any(|c| c.contains(tcp_peer));
         let peer = if peer_is_trusted {
-            client_address(tcp_peer, &self.trusted_proxies, request.headers())
+            client_address(tcp_peer, &self.trusted_proxies, &headers)
         } else {
             tcp_peer
         };
         let mut log = self
             .access_log
             .as_ref()
-            .map(|_| LogLine::new(now_ms, peer, &request));
-        if let Err(reject) = self.check_headers(&request) {
-            return self.refuse(reject, peer, request.uri().path(), log, started);
+            .map(|_| LogLine::new(now_ms, peer, &parts));
+        if let Err(reject) = self.check_headers(&headers) {
+            return self.refuse(reject, peer, parts.uri.path(), log, started, headers);
         }
-        let path = match normalize_path(request.uri().path()) {
+        let path = match normalize_path(parts.uri.path()) {
             Ok(path) => path,
             Err(rule) => {
                 return self.refuse(
                     Reject::InvalidRequest(rule),
                     peer,
-                    request.uri().path(),
+                    parts.uri.path(),
                     log,
                     started,
+                    headers,
                 )
             }
         };
@@ -171,11 +177,11 @@ impl FrontDoor {
             log.path = redact_path(&path).into_owned();
         }
         if self.freshness.as_ref().is_some_and(|f| f.is_stale()) {
-            return self.refuse(Reject::Unavailable, peer, &path, log, started);
+            return self.refuse(Reject::Unavailable, peer, &path, log, started, headers);
         }
         let snapshot = self.registry.load();
         if path.starts_with(portal::PREFIX) {
-            let response = portal::answer(request.method(), &path, &snapshot, &self.public_url);
+            let response = portal::answer(&parts.method, &path, &snapshot, &self.public_url);
             if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
                 line.write(access_log, response.status().as_u16(), None, None, started);
             }
@@ -183,14 +189,14 @@ impl FrontDoor {
         }
         if let Some(flavor) = verify::flavor(&path) {
             return self.forward_auth(
-                flavor, &request, peer, now_ms, memo, &snapshot, log, started,
+                flavor, &parts, headers, peer, now_ms, memo, &snapshot, log, started,
             );
         }
         let verdict = {
             let gate_request = GateRequest {
-                method: request.method(),
+                method: &parts.method,
                 path: &path,
-                headers: request.headers(),
+                headers: &headers,
                 peer,
                 now_ms,
             };
@@ -208,7 +214,7 @@ impl FrontDoor {
         }
         let admitted = match verdict.result {
             Ok(admitted) => admitted,
-            Err(reject) => return self.refuse(reject, peer, &path, log, started),
+            Err(reject) => return self.refuse(reject, peer, &path, log, started, headers),
         };
         if let Some(log) = &mut log {
             let profile = admitted.identity.profile;
@@ -216,27 +222,33 @@ impl FrontDoor {
             log.profile_id = Some(profile.id.to_string());
             log.auth = Some(admitted.identity.auth.as_str());
         }
-        match &admitted.endpoint.action {
+        let endpoint = admitted.endpoint;
+        match &endpoint.action {
             Action::Fixed(reply) => {
                 self.metrics.record_outcome(Ok(()));
                 if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
                     line.write(access_log, reply.status.as_u16(), None, None, started);
                 }
-                Prepared::Respond(fixed_response(reply))
+                Prepared::Respond(fixed_response_in(reply, headers))
             }
             Action::Upstream(upstream) => {
-                let declared = request
-                    .headers()
+                let declared = headers
                     .get(CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|len| len > self.limits.max_body_bytes as u64) {
-                    return self.refuse(Reject::PayloadTooLarge, peer, &path, log, started);
+                    return self.refuse(
+                        Reject::PayloadTooLarge,
+                        peer,
+                        &path,
+                        log,
+                        started,
+                        headers,
+                    );
                 }
-                let path_and_query =
-                    upstream_path(upstream, admitted.rest_path, request.uri().query());
+                let path_and_query = upstream_path(upstream, admitted.rest_path, parts.uri.query());
                 let identity = admitted.identity;
-                let (parts, body) = request.into_parts();
+                parts.headers = headers;
                 let body = Limited::new(
                     IdleTimeout::new(body, self.limits.client_body_timeout, Stalled::Client),
                     self.limits.max_body_bytes,
@@ -258,15 +270,15 @@ impl FrontDoor {
                         log,
                         started,
                     })),
-                    Err(reject) => self.refuse(reject, peer, "", log, started),
+                    Err(reject) => self.refuse(reject, peer, "", log, started, HeaderMap::new()),
                 }
             }
         }
     }
 
-    fn check_headers(&self, request: &Request<Incoming>) -> Result<(), Reject> {
+    fn check_headers(&self, headers: &HeaderMap) -> Result<(), Reject> {
         let mut total = 0usize;
-        for (name, value) in request.headers() {
+        for (name, value) in headers {
             let size = name.as_str().len() + value.len();
             if size > self.limits.max_header_bytes {
                 return Err(Reject::RequestHeaderTooLarge);
@@ -281,12 +293,13 @@ impl FrontDoor {
 
     /// Answers a forward-auth request (SPEC §3): the decision the data plane would make for the
     /// original method and URI the proxy names; 200 with the identity headers, or the refusal
-    /// (shaped for nginx on `auth-request`).
+    /// (shaped for nginx on `auth-request`). `headers` are the request's, and become the answer's.
     #[allow(clippy::too_many_arguments)]
     fn forward_auth(
         &self,
         flavor: verify::Flavor,
-        request: &Request<Incoming>,
+        parts: &http::request::Parts,
+        headers: HeaderMap,
         peer: IpAddr,
         now_ms: u64,
         memo: &mut ConnectionMemo,
@@ -294,20 +307,17 @@ impl FrontDoor {
         mut log: Option<LogLine>,
         started: Instant,
     ) -> Prepared {
-        let original = match verify::original(
-            flavor,
-            request.method(),
-            request.uri().path(),
-            request.headers(),
-        ) {
+        let original = match verify::original(flavor, &parts.method, parts.uri.path(), &headers) {
             Ok(original) => original,
-            Err(reject) => return self.refuse_forward_auth(flavor, reject, peer, log, started),
+            Err(reject) => {
+                return self.refuse_forward_auth(flavor, reject, peer, log, started, headers)
+            }
         };
         let verdict = {
             let gate_request = GateRequest {
                 method: &original.method,
                 path: &original.path,
-                headers: request.headers(),
+                headers: &headers,
                 peer,
                 now_ms,
             };
@@ -319,20 +329,24 @@ impl FrontDoor {
         match verdict.result {
             Ok(admitted) => {
                 self.metrics.record_outcome(Ok(()));
+                let identity = admitted.identity;
                 if let Some(line) = &mut log {
-                    let profile = admitted.identity.profile;
+                    let profile = identity.profile;
                     line.client_id = Some(profile.client_id.to_string());
                     line.profile_id = Some(profile.id.to_string());
-                    line.auth = Some(admitted.identity.auth.as_str());
+                    line.auth = Some(identity.auth.as_str());
                 }
                 if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
                     line.write(access_log, 200, None, None, started);
                 }
+                let mut headers = headers;
+                headers.clear();
+                insert_identity_headers(&mut headers, &identity);
                 let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
-                insert_identity_headers(response.headers_mut(), &admitted.identity);
+                *response.headers_mut() = headers;
                 Prepared::Respond(response)
             }
-            Err(reject) => self.refuse_forward_auth(flavor, reject, peer, log, started),
+            Err(reject) => self.refuse_forward_auth(flavor, reject, peer, log, started, headers),
         }
     }
 
@@ -343,12 +357,13 @@ impl FrontDoor {
         peer: IpAddr,
         log: Option<LogLine>,
         started: Instant,
+        headers: HeaderMap,
     ) -> Prepared {
         let path = match flavor {
             verify::Flavor::Verify => verify::VERIFY,
             verify::Flavor::AuthRequest => verify::AUTH_REQUEST,
         };
-        match self.refuse(reject, peer, path, log, started) {
+        match self.refuse(reject, peer, path, log, started, headers) {
             Prepared::Respond(response) => {
                 Prepared::Respond(verify::denial(flavor, reject, response))
             }
@@ -359,7 +374,8 @@ impl FrontDoor {
     /// Counts and logs a refusal and builds its answer. Refusals are logged at `debug` (the
     /// code, the status, the client address and the path; never the credential): at `info` a
     /// flood of bad tokens would cost a log write per request (about 3 µs of server CPU, measured)
-    /// and fill the disk; the metrics count them, and `--access-log` records each one.
+    /// and fill the disk; the metrics count them, and `--access-log` records each one. The
+    /// answer's fields go into `headers` (the request's map, emptied).
     fn refuse(
         &self,
         reject: Reject,
@@ -367,6 +383,7 @@ impl FrontDoor {
         path: &str,
         log: Option<LogLine>,
         started: Instant,
+        headers: HeaderMap,
     ) -> Prepared {
         self.metrics.record_outcome(Err(reject));
         // Redacted only when the line is written (tracing evaluates fields of enabled events).
@@ -380,7 +397,7 @@ impl FrontDoor {
                 started,
             );
         }
-        let mut response = error_response(reject);
+        let mut response = error_response_in(reject, headers);
         if path.starts_with(portal::PREFIX) {
             portal::insert_security_headers(response.headers_mut());
         }
@@ -401,14 +418,14 @@ struct LogLine {
 }
 
 impl LogLine {
-    fn new(now_ms: u64, peer: IpAddr, request: &Request<Incoming>) -> LogLine {
+    fn new(now_ms: u64, peer: IpAddr, request: &http::request::Parts) -> LogLine {
         LogLine {
             time: rfc3339_ms(now_ms),
             peer,
-            method: request.method().as_str().to_owned(),
+            method: request.method.as_str().to_owned(),
             // Replaced by the normalized path once it is known; a refused raw path is logged
             // as sent, without its query (and without a portal key).
-            path: redact_path(request.uri().path()).into_owned(),
+            path: redact_path(request.uri.path()).into_owned(),
             client_id: None,
             profile_id: None,
             auth: None,
