@@ -16,6 +16,7 @@ use crate::core::refusals::RefusalMemo;
 use crate::core::registry::{CompiledAuth, CompiledProfile, Snapshot, VerifyKey};
 use crate::core::reject::Reject;
 use crate::core::route::{CompiledCollection, CompiledEndpoint};
+use crate::core::route_memo::RouteMemo;
 use crate::core::token::{constant_time_eq, token_digest, TokenDigest};
 
 /// What the gate is asked about.
@@ -101,15 +102,18 @@ pub struct Verdict<T> {
     pub cache: CacheUse,
 }
 
-/// A connection's last verified JWT and last auth token. Keep-alive clients usually repeat one
-/// credential; comparing its bytes (in constant time) is cheaper than digesting it: SHA-256 of
-/// an auth token was about 4 200 of the 18 100 instructions of a request. A recalled JWT is
-/// re-checked exactly like a cache hit (generation, grace, activity, `exp`/`nbf`); a recalled
-/// auth-token digest is looked up in the current snapshot like a fresh one.
+/// A connection's last verified JWT, last auth token and last route ([`RouteMemo`]). Keep-alive
+/// clients usually repeat one credential; comparing its bytes (in constant time) is cheaper than
+/// digesting it: SHA-256 of an auth token was about 4 200 of the 18 100 instructions of a
+/// request. A recalled JWT is re-checked exactly like a cache hit (generation, grace, activity,
+/// `exp`/`nbf`); a recalled auth-token digest is looked up in the current snapshot like a fresh
+/// one.
 #[derive(Default)]
 pub struct ConnectionMemo {
     last: Option<(Box<[u8]>, VerifiedJwt)>,
     last_token: Option<(Box<[u8]>, TokenDigest)>,
+    /// The connection's last route.
+    route: RouteMemo,
 }
 
 impl ConnectionMemo {
@@ -194,17 +198,18 @@ impl Gate {
         &self,
         snapshot: &'s Snapshot,
         request: &Request<'r>,
-        memo: Option<&mut ConnectionMemo>,
+        mut memo: Option<&mut ConnectionMemo>,
     ) -> Verdict<Admitted<'s, 'r>> {
         let Verdict { result, cache } = self.authenticate_on_connection(
             snapshot,
             request.headers,
             request.peer,
             request.now_ms,
-            memo,
+            memo.as_deref_mut(),
         );
-        let result =
-            result.and_then(|identity| authorize(snapshot, identity, request, self.live_nodes()));
+        let route = memo.map(|m| &mut m.route);
+        let result = result
+            .and_then(|identity| authorize(snapshot, identity, request, self.live_nodes(), route));
         Verdict { result, cache }
     }
 
@@ -455,17 +460,21 @@ fn verify_jwt<'s>(
     ))
 }
 
-/// Authorization after authentication: route → collection granted → rate limit → quota →
-/// endpoint active. `live_nodes` divides cluster-scoped rate limits.
+/// Authorization after authentication: route (from the connection's memo when given) →
+/// collection granted → rate limit → quota → endpoint active. `live_nodes` divides
+/// cluster-scoped rate limits.
 fn authorize<'s, 'r>(
     snapshot: &'s Snapshot,
     identity: Identity<'s>,
     request: &Request<'r>,
     live_nodes: u32,
+    memo: Option<&mut RouteMemo>,
 ) -> Result<Admitted<'s, 'r>, Reject> {
-    let (collection, endpoint, rest_path) = snapshot
-        .route(request.method, request.path)
-        .ok_or(Reject::NotFound)?;
+    let route = match memo {
+        Some(memo) => memo.route(snapshot, request.method, request.path),
+        None => snapshot.route(request.method, request.path),
+    };
+    let (collection, endpoint, rest_path) = route.ok_or(Reject::NotFound)?;
     if !identity.profile.grants(collection.index) {
         return Err(Reject::CollectionNotGranted);
     }

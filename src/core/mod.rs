@@ -5,7 +5,8 @@
 //! - [`model`]: the stored objects (collections, endpoints, clients, profiles) as serde types.
 //! - [`rules`]: what a collection path, endpoint method and path, upstream URL and fixed
 //!   response may be; one source of truth for the admin API and the route compiler.
-//! - [`route`]: compiled collections and endpoint matching (`/orders/:id`).
+//! - [`route`]: compiled collections and endpoint matching (`/orders/:id`); [`route_memo`]: a
+//!   connection's last route.
 //! - [`catalog`]: the authoritative objects by id, the row changes applied to them, pages.
 //! - [`registry`]: the compiled snapshot the data plane reads (keys parsed once), swapped whole;
 //!   each change compiles only the objects it touched ([`compile`], [`sharded`]).
@@ -38,6 +39,7 @@ pub mod refusals;
 pub mod registry;
 pub mod reject;
 pub mod route;
+pub mod route_memo;
 pub mod rules;
 pub mod sharded;
 pub mod token;

@@ -20,7 +20,7 @@ use crate::core::keys::{HmacKey, RsaPublicKey};
 use crate::core::model::{JwtAlg, State};
 use crate::core::quota::QuotaCounter;
 use crate::core::ratelimit::RateLimiter;
-use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint};
+use crate::core::route::{split_collection, CompiledCollection, CompiledEndpoint, PathHasher};
 use crate::core::sharded::{ShardKey, ShardedMap};
 use crate::core::token::{token_digest, TokenDigest};
 
@@ -96,29 +96,6 @@ impl Hasher for DigestHasher {
 
 /// Hasher builder for maps keyed by [`DigestKey`].
 pub type BuildDigestHasher = BuildHasherDefault<DigestHasher>;
-
-/// FNV-1a (64-bit) for the collection map, looked up with the first path segment of every
-/// request: a few instructions for a short key where SipHash took ~300. Unkeyed is safe here:
-/// requests only look keys up; the keys in the table are the operator's collection paths.
-pub struct PathHasher(u64);
-
-impl Default for PathHasher {
-    fn default() -> Self {
-        PathHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for PathHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
 
 /// A profile's verification key, parsed once.
 pub enum VerifyKey {
@@ -212,8 +189,10 @@ impl TokenEntry {
 /// snapshot from this one with only the changed objects compiled.
 #[derive(Clone, Default)]
 pub struct Snapshot {
-    /// Collections by their URL segment.
-    collections: HashMap<Box<str>, Arc<CompiledCollection>, BuildHasherDefault<PathHasher>>,
+    /// Collections by their URL segment: their position in `listed`.
+    collections: HashMap<Box<str>, u32, BuildHasherDefault<PathHasher>>,
+    /// Every collection, in no particular order; a position holds for this snapshot only.
+    listed: Vec<Arc<CompiledCollection>>,
     /// The stable index of each collection id: profiles grant collections by index, and an index
     /// is never given to another collection.
     slots: HashMap<Box<str>, u32>,
@@ -376,11 +355,10 @@ impl Snapshot {
     fn apply_collection(&mut self, change: &Applied) -> Result<(), BuildError> {
         if let Some(Row::Collection(old)) = &change.before {
             if self
-                .collections
-                .get(old.path.as_str())
-                .is_some_and(|c| *c.id == *old.id)
+                .collection_for_segment(&old.path)
+                .is_some_and(|(_, c)| *c.id == *old.id)
             {
-                self.collections.remove(old.path.as_str());
+                self.remove_collection(&old.path);
             }
         }
         let Some(Row::Collection(collection)) = &change.after else {
@@ -402,19 +380,43 @@ impl Snapshot {
         let compiled = CompiledCollection::build(index, &collection.id, &collection.endpoints)
             .map_err(|(i, e)| build_error(format!("endpoints[{i}].{}", e.field), e.message))?
             .named(&collection.name, &collection.path);
-        if self
-            .collections
-            .get(collection.path.as_str())
-            .is_some_and(|other| *other.id != *collection.id)
-        {
-            return Err(build_error(
-                "path",
-                format!("collection path {:?} is used twice", collection.path),
-            ));
+        match self.collection_for_segment(&collection.path) {
+            Some((_, other)) if *other.id != *collection.id => {
+                return Err(build_error(
+                    "path",
+                    format!("collection path {:?} is used twice", collection.path),
+                ));
+            }
+            Some((position, _)) => self.listed[position as usize] = Arc::new(compiled),
+            None => {
+                let position = u32::try_from(self.listed.len())
+                    .map_err(|_| build_error("collections", "too many collections"))?;
+                self.listed.push(Arc::new(compiled));
+                self.collections
+                    .insert(collection.path.as_str().into(), position);
+            }
         }
-        self.collections
-            .insert(collection.path.as_str().into(), Arc::new(compiled));
         Ok(())
+    }
+
+    /// The collection under URL segment `segment`, with its position in `listed`.
+    fn collection_for_segment(&self, segment: &str) -> Option<(u32, &CompiledCollection)> {
+        let position = *self.collections.get(segment)?;
+        Some((position, self.listed.get(position as usize)?))
+    }
+
+    /// Drops the collection under `segment`; the last one listed takes its position.
+    fn remove_collection(&mut self, segment: &str) {
+        let Some(position) = self.collections.remove(segment) else {
+            return;
+        };
+        let position = position as usize;
+        if position < self.listed.len() {
+            self.listed.swap_remove(position);
+            if let Some(moved) = self.listed.get(position) {
+                self.collections.insert(moved.path.clone(), position as u32);
+            }
+        }
     }
 
     fn recompile_profile(
@@ -501,7 +503,7 @@ impl Snapshot {
 
     /// Every collection, in no particular order.
     pub fn collections(&self) -> impl Iterator<Item = &CompiledCollection> {
-        self.collections.values().map(|c| &**c)
+        self.listed.iter().map(|c| &**c)
     }
 
     /// Every profile with a quota, with its counter (for the quota sync).
@@ -514,7 +516,7 @@ impl Snapshot {
     /// The collection a request path starts with, and the rest of the path.
     pub fn collection_for<'p>(&self, path: &'p str) -> Option<(&CompiledCollection, &'p str)> {
         let (segment, rest) = split_collection(path)?;
-        self.collections.get(segment).map(|c| (&**c, rest))
+        self.collection_for_segment(segment).map(|(_, c)| (c, rest))
     }
 
     /// Finds the endpoint for a request: the collection, then the endpoint inside it.
@@ -525,6 +527,25 @@ impl Snapshot {
     ) -> Option<(&CompiledCollection, Option<&CompiledEndpoint>, &'p str)> {
         let (collection, rest) = self.collection_for(path)?;
         Some((collection, collection.find(method, rest), rest))
+    }
+
+    /// [`Snapshot::route`] by position, for a memo of routes ([`crate::core::route_memo`]):
+    /// the collection's position in this snapshot and the endpoint's index in the collection's
+    /// `endpoints`.
+    pub fn route_position(
+        &self,
+        method: &http::Method,
+        path: &str,
+    ) -> Option<(u32, Option<usize>)> {
+        let (segment, rest) = split_collection(path)?;
+        let (position, collection) = self.collection_for_segment(segment)?;
+        Some((position, collection.find_index(method, rest)))
+    }
+
+    /// The collection at `position` ([`Snapshot::route_position`]); positions hold for one
+    /// snapshot (one [`Snapshot::epoch`]) only.
+    pub fn collection_at(&self, position: u32) -> Option<&CompiledCollection> {
+        self.listed.get(position as usize).map(|c| &**c)
     }
 }
 

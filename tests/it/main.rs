@@ -25,6 +25,7 @@ mod portal;
 mod portal_browser;
 mod proxies;
 mod refusals;
+mod route_memo;
 mod slow_peers;
 mod sqlite_store;
 mod tls;
