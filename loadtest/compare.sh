@@ -41,6 +41,8 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [5s]  CONNECTIONS [32]
+#   WARMUP [2s]           one uncounted wrk run of each system and scenario before round 1
+#                         (0: none), so no system's first counted run pays its start-up
 #   SYSTEMS [bare,haproxy,tokengate]
 #   SCENARIOS [noauth,api-token,hs256,rs256,rs256-miss,unknown]
 #   TOKEN_COUNT [2000]  UNKNOWN_COUNT [500]  TOKEN_EXP [2h]
@@ -60,6 +62,7 @@ LOADTEST_DIR=$PWD/loadtest
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
 SYSTEMS=${SYSTEMS:-bare,haproxy,tokengate}
 SCENARIOS=${SCENARIOS:-noauth,api-token,hs256,rs256,rs256-miss,unknown,tls,tls-handshake}
@@ -558,6 +561,17 @@ run_all_rounds() {
             fi
         done
     done
+    if [[ $WARMUP != 0 ]]; then
+        log "warm-up: wrk -t1 -c$CONNECTIONS -d$WARMUP of each system and scenario, not counted"
+        for scenario in ${SCENARIOS//,/ }; do
+            for system in ${SYSTEMS//,/ }; do
+                [[ -n ${PREFLIGHT_OK[$system:$scenario]:-} ]] || continue
+                wrk_inputs_for "$scenario"
+                env "${WRK_ENV[@]}" timeout 60 wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${WRK_ARGS[@]}" \
+                    "$(url_for "$system" "$scenario")" >/dev/null 2>&1 || true
+            done
+        done
+    fi
     log "preflight done; $ROUNDS rounds of wrk -t1 -c$CONNECTIONS -d$DURATION, systems alternating within each round"
     for ((round = 1; round <= ROUNDS; round++)); do
         for scenario in ${SCENARIOS//,/ }; do
@@ -584,6 +598,7 @@ meta = {
     "cores": $(nproc),
     "wrk": "wrk -t1 -c$CONNECTIONS -d$DURATION --latency",
     "rounds": $ROUNDS,
+    "warmup": "$WARMUP",
     "systems": "$SYSTEMS".split(","),
     "haproxy": {"version": "${HAPROXY_VERSION:-}", "nbthread": $HAPROXY_THREADS} if "haproxy" in "$SYSTEMS" else None,
     "token_signer": "${TOKEN_SIGNER:-}",

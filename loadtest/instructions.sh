@@ -43,7 +43,7 @@ done
 
 log "setup: compare.sh (one 1-second round, to make the data dir and tokens)"
 setup_log=$(mktemp)
-KEEP_TMP=1 ROUNDS=1 DURATION=1s SYSTEMS=bare,tokengate SCENARIOS=$SCENARIOS \
+KEEP_TMP=1 ROUNDS=1 DURATION=1s WARMUP=0 SYSTEMS=bare,tokengate SCENARIOS=$SCENARIOS \
     TOKENGATE=$TOKENGATE HELLO=$HELLO "$LOADTEST_DIR/compare.sh" >"$setup_log" 2>&1 ||
     { cat "$setup_log" >&2; die "compare.sh setup failed"; }
 WORK=$(sed -n 's/.* kept \(.*\)$/\1/p' "$setup_log" | tail -1)
