@@ -22,7 +22,7 @@ pub fn error_response(reject: Reject) -> Response<ResponseBody> {
 
 /// [`error_response`], its header fields written into `headers` after emptying it: pass the
 /// request's own map, so the answer reuses its storage (see [`fixed_response_in`]).
-pub fn error_response_in(reject: Reject, mut headers: HeaderMap) -> Response<ResponseBody> {
+pub fn error_response_in(reject: Reject, headers: HeaderMap) -> Response<ResponseBody> {
     // Values made once: `HeaderValue::from_static` checks every byte when it runs.
     static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
     static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -32,7 +32,7 @@ pub fn error_response_in(reject: Reject, mut headers: HeaderMap) -> Response<Res
             .map(|r| r.www_authenticate().map(HeaderValue::from_static))
             .collect()
     });
-    headers.clear();
+    let mut headers = emptied(headers);
     headers.append(CONTENT_TYPE, APPLICATION_JSON.clone());
     headers.append(CACHE_CONTROL, NO_STORE.clone());
     if let Some(challenge) = &CHALLENGES[reject.index()] {
@@ -75,8 +75,8 @@ fn insert_rate_limit_fields(headers: &mut HeaderMap, name: &str, limited: Limite
 /// connection. A clone of the reply's map instead cost an allocation per answer, and its exact
 /// capacity made the next request's parse grow it again (callgrind: about 600 instructions a
 /// request together).
-pub fn fixed_response_in(reply: &FixedReply, mut headers: HeaderMap) -> Response<ResponseBody> {
-    headers.clear();
+pub fn fixed_response_in(reply: &FixedReply, headers: HeaderMap) -> Response<ResponseBody> {
+    let mut headers = emptied(headers);
     for (name, value) in &reply.headers {
         headers.append(name.clone(), value.clone());
     }
@@ -84,4 +84,55 @@ pub fn fixed_response_in(reply: &FixedReply, mut headers: HeaderMap) -> Response
     *response.status_mut() = reply.status;
     *response.headers_mut() = headers;
     response
+}
+
+/// Largest header map (in fields it holds without growing) that an answer takes over from its
+/// request: a request with many fields must not leave its connection holding a large map for
+/// as long as it stays open.
+pub const MAX_REUSED_CAPACITY: usize = 24;
+
+/// `headers` emptied for an answer's fields; a new map instead when the request's has grown
+/// past [`MAX_REUSED_CAPACITY`].
+pub fn emptied(mut headers: HeaderMap) -> HeaderMap {
+    if headers.capacity() > MAX_REUSED_CAPACITY {
+        return HeaderMap::new();
+    }
+    headers.clear();
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_of(fields: usize) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for i in 0..fields {
+            let name = HeaderName::from_bytes(format!("x-field-{i}").as_bytes()).unwrap();
+            map.append(name, HeaderValue::from_static("v"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_small_map_is_emptied_and_kept_a_large_one_replaced() {
+        let small = map_of(3);
+        let capacity = small.capacity();
+        let emptied_small = emptied(small);
+        assert!(emptied_small.is_empty());
+        assert_eq!(emptied_small.capacity(), capacity);
+
+        let large = map_of(40);
+        assert!(large.capacity() > MAX_REUSED_CAPACITY);
+        let emptied_large = emptied(large);
+        assert!(emptied_large.is_empty());
+        assert_eq!(emptied_large.capacity(), 0);
+    }
+
+    #[test]
+    fn answers_hold_only_their_own_fields() {
+        let reply = error_response_in(Reject::InvalidToken, map_of(5));
+        let names: Vec<&str> = reply.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["content-type", "cache-control", "www-authenticate"]);
+    }
 }

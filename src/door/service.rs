@@ -31,7 +31,9 @@ use crate::door::forward::{
     insert_identity_headers, upstream_path, upstream_request, Downstream, Forwarder,
 };
 use crate::door::idle::{IdleTimeout, Stalled};
-use crate::door::respond::{error_response, error_response_in, fixed_response_in, ResponseBody};
+use crate::door::respond::{
+    emptied, error_response, error_response_in, fixed_response_in, ResponseBody,
+};
 use crate::door::verify;
 use crate::portal::{self, redact_path};
 use crate::server::metrics::Metrics;
@@ -339,8 +341,7 @@ impl FrontDoor {
                 if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
                     line.write(access_log, 200, None, None, started);
                 }
-                let mut headers = headers;
-                headers.clear();
+                let mut headers = emptied(headers);
                 insert_identity_headers(&mut headers, &identity);
                 let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
                 *response.headers_mut() = headers;

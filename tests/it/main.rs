@@ -6,6 +6,7 @@ mod support;
 
 mod admin_api;
 mod admin_to_door;
+mod answer_headers;
 mod bench_harness;
 mod cidr;
 mod cli;
