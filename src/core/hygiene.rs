@@ -71,7 +71,8 @@ static STOPS_SCAN: [bool; 256] = {
 /// hold a byte of [`STOPS_SCAN`], or the tail shorter than a word; no byte before it is one.
 /// Eight bytes are tested at once with the classic bit tricks (a word with a zero byte, a word
 /// with a byte less than n: Hacker's Delight §6-1): they tell whether a word holds such a
-/// byte, not which one; the byte scan finds it. About a fifth of the byte scan's instructions.
+/// byte, not which one; the byte scan finds it. A 40-byte path without one costs 203
+/// instructions instead of 358 (callgrind).
 fn scan_start(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

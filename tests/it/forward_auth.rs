@@ -57,6 +57,15 @@ fn assert_identity(reply: &Reply) {
     assert_eq!(reply.header("x-tokengate-auth"), Some("token"));
     assert_eq!(reply.header("x-tokengate-client-name"), Some("Acme"));
     assert!(reply.header("x-tokengate-profile-id").is_some());
+    // The grant is written into the request's own header map (emptied): none of the request's
+    // fields, the credential included, may come back.
+    for name in reply.headers.keys() {
+        let name = name.as_str();
+        assert!(
+            name.starts_with("x-tokengate-") || name == "content-length" || name == "date",
+            "the grant carries {name}"
+        );
+    }
 }
 
 #[tokio::test]
