@@ -52,6 +52,16 @@ pub fn extract(headers: &HeaderMap) -> Result<Credential<'_>, Reject> {
     }
 }
 
+/// The token of the request's first `Authorization: Bearer` field, parsed as [`extract`] parses
+/// it; `None` when there is none or it is not a bearer credential. For hints that must find
+/// the token before the decision ([`crate::core::gate::Gate::prefetch`]), never for deciding.
+pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    match parse_authorization(headers.get(AUTHORIZATION)?.as_bytes()) {
+        Ok(Credential::Bearer(token)) => Some(token),
+        _ => None,
+    }
+}
+
 fn auth_token(value: &[u8]) -> Result<&[u8], Reject> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > MAX_CREDENTIAL_LEN {
@@ -146,6 +156,15 @@ mod tests {
         assert_eq!(extract(&map), Err(Reject::InvalidToken));
         let map = headers(&[("authorization", "Basic !!!")]);
         assert_eq!(extract(&map), Err(Reject::InvalidToken));
+    }
+
+    #[test]
+    fn bearer_finds_what_extract_finds() {
+        let map = headers(&[("authorization", "  Bearer   abc.def.ghi  ")]);
+        assert_eq!(bearer(&map), Some(&b"abc.def.ghi"[..]));
+        assert_eq!(extract(&map), Ok(Credential::Bearer(b"abc.def.ghi")));
+        assert_eq!(bearer(&headers(&[("authorization", "Basic eDp5")])), None);
+        assert_eq!(bearer(&headers(&[("api-token", "abc")])), None);
     }
 
     #[test]

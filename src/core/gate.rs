@@ -184,6 +184,16 @@ impl Gate {
         self.refusals.as_ref()
     }
 
+    /// Starts loading the refusal memo's set for the request's bearer token, if it has one and
+    /// the memo is on ([`RefusalMemo::prefetch_set`]): call it some checks before the decision.
+    /// A hint only: every decision is the same with or without it.
+    #[inline]
+    pub fn prefetch(&self, headers: &HeaderMap) {
+        if let (Some(refusals), Some(token)) = (&self.refusals, credential::bearer(headers)) {
+            refusals.prefetch_set(token);
+        }
+    }
+
     /// The whole decision for a request to the front door.
     pub fn decide<'s, 'r>(
         &self,

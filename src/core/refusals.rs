@@ -11,7 +11,8 @@
 //! from a full verification. This is Kong's `neg_ttl` without the TTL.
 //!
 //! A fixed table of [`SETS`] sets of two slots, each slot holding one token's exact bytes (up to
-//! [`MAX_TOKEN_LEN`]), compared in constant time. A new refusal takes a free or stale slot of
+//! [`MAX_TOKEN_LEN`]), compared in constant time; a set is one cache line, which the front door
+//! has on its way from memory before the lookup ([`RefusalMemo::prefetch_set`]). A new refusal takes a free or stale slot of
 //! its set, else the older of the two. Memory is bounded (at most `2 * SETS * MAX_TOKEN_LEN`
 //! bytes of tokens), and refused tokens never touch the verified-token cache, so a flood of
 //! them cannot push valid tokens out.
@@ -41,9 +42,14 @@ struct Set {
     older: usize,
 }
 
+/// A set and its lock on a cache line of their own, so one prefetch brings both.
+#[repr(align(64))]
+#[derive(Default)]
+struct SetCell(Mutex<Set>);
+
 /// The memo of settled refusals.
 pub struct RefusalMemo {
-    sets: Box<[Mutex<Set>]>,
+    sets: Box<[SetCell]>,
     /// Per-process seed for the set index, so nobody can predict which tokens share a set.
     seed: u64,
 }
@@ -58,25 +64,43 @@ impl RefusalMemo {
     /// An empty memo of [`SETS`] sets.
     pub fn new() -> RefusalMemo {
         RefusalMemo {
-            sets: (0..SETS).map(|_| Mutex::default()).collect(),
+            sets: (0..SETS).map(|_| SetCell::default()).collect(),
             seed: RandomState::new().hash_one(0u64),
         }
     }
 
-    /// The set for `token`, locked: chosen by its length and last 8 bytes (the end of the
+    /// The index of `token`'s set: chosen by its length and last 8 bytes (the end of the
     /// signature, which differs between any two signed tokens), mixed with the seed.
-    fn set(&self, token: &[u8]) -> MutexGuard<'_, Set> {
+    #[inline]
+    fn index(&self, token: &[u8]) -> usize {
         let mut tail = [0u8; 8];
         let n = token.len().min(8);
         tail[..n].copy_from_slice(&token[token.len() - n..]);
         let mixed = (u64::from_le_bytes(tail) ^ self.seed ^ token.len() as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // The top bits of the product are the well-mixed ones; SETS is a power of two.
-        let index = (mixed >> (64 - SETS.trailing_zeros())) as usize;
+        (mixed >> (64 - SETS.trailing_zeros())) as usize
+    }
+
+    /// The set for `token`, locked.
+    fn set(&self, token: &[u8]) -> MutexGuard<'_, Set> {
         // Nothing panics while a set is locked; a poisoned one is still consistent.
-        self.sets[index]
+        self.sets[self.index(token)]
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts loading the cache line of `token`'s set without waiting for it, so that a
+    /// [`RefusalMemo::contains`] a few checks later finds it in cache: a flood of rotating
+    /// tokens otherwise waits on memory at every lookup (`perf`, 500 tokens, wrk -c32:
+    /// 0.16-0.26 us of about 11 a request in the lock's first touch of the line; callgrind
+    /// counts instructions, so it cannot see this). A hint only: nothing else changes.
+    #[inline]
+    pub fn prefetch_set(&self, token: &[u8]) {
+        if token.len() <= MAX_TOKEN_LEN {
+            prefetch(&self.sets[self.index(token)] as *const SetCell as *const u8);
+        }
     }
 
     /// Whether `token` was refused under the snapshot of `epoch`.
@@ -118,6 +142,21 @@ impl RefusalMemo {
         };
         drop(previous); // freed outside the lock
     }
+}
+
+/// Starts loading the cache line at `address` (x86-64 `prefetcht0`); nothing elsewhere.
+#[inline(always)]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing into the program and never faults, whatever
+    // the address. The intrinsic is `unsafe` only for its target feature, SSE, which every
+    // x86-64 CPU has (it is in the target's baseline).
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 #[cfg(test)]
@@ -190,6 +229,27 @@ mod tests {
         let longest = vec![b'a'; MAX_TOKEN_LEN];
         memo.insert(&longest, 1);
         assert!(memo.contains(&longest, 1));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_set_is_one_cache_line() {
+        const LINE: usize = 64;
+        assert_eq!(std::mem::size_of::<SetCell>(), LINE);
+        assert_eq!(std::mem::align_of::<SetCell>(), LINE);
+    }
+
+    #[test]
+    fn prefetching_changes_nothing() {
+        let memo = RefusalMemo::new();
+        let token = b"aaaa.bbbb.signature-tail";
+        memo.prefetch_set(token);
+        assert!(!memo.contains(token, 1));
+        memo.insert(token, 1);
+        memo.prefetch_set(token);
+        memo.prefetch_set(b"");
+        memo.prefetch_set(&vec![b'a'; MAX_TOKEN_LEN + 1]);
+        assert!(memo.contains(token, 1));
     }
 
     #[test]
