@@ -52,14 +52,23 @@ pub fn extract(headers: &HeaderMap) -> Result<Credential<'_>, Reject> {
     }
 }
 
-/// The token of the request's first `Authorization: Bearer` field, parsed as [`extract`] parses
-/// it; `None` when there is none or it is not a bearer credential. For hints that must find
-/// the token before the decision ([`crate::core::gate::Gate::prefetch`]), never for deciding.
+/// The token of the request's first `Authorization` field when that field is a bearer
+/// credential, split as [`extract`] splits it (nothing decoded, no length limit); `None`
+/// otherwise. For hints that must find the token before the decision
+/// ([`crate::core::gate::Gate::prefetch`]), never for deciding.
 pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    match parse_authorization(headers.get(AUTHORIZATION)?.as_bytes()) {
-        Ok(Credential::Bearer(token)) => Some(token),
-        _ => None,
-    }
+    let (scheme, param) = scheme_and_param(headers.get(AUTHORIZATION)?.as_bytes())?;
+    scheme.eq_ignore_ascii_case(b"bearer").then_some(param)
+}
+
+/// An `Authorization` value's scheme and its non-empty parameter (RFC 9110 §11.4), both
+/// trimmed; `None` without a space after the scheme or without a parameter.
+fn scheme_and_param(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let value = value.trim_ascii();
+    let split = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(split);
+    let param = rest.trim_ascii_start();
+    (!param.is_empty()).then_some((scheme, param))
 }
 
 fn auth_token(value: &[u8]) -> Result<&[u8], Reject> {
@@ -71,14 +80,8 @@ fn auth_token(value: &[u8]) -> Result<&[u8], Reject> {
 }
 
 fn parse_authorization(value: &[u8]) -> Result<Credential<'_>, Reject> {
-    let value = value.trim_ascii();
-    let split = value
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or(Reject::InvalidToken)?;
-    let (scheme, rest) = value.split_at(split);
-    let param = rest.trim_ascii_start();
-    if param.is_empty() || param.len() > MAX_CREDENTIAL_LEN {
+    let (scheme, param) = scheme_and_param(value).ok_or(Reject::InvalidToken)?;
+    if param.len() > MAX_CREDENTIAL_LEN {
         return Err(Reject::InvalidToken);
     }
     if scheme.eq_ignore_ascii_case(b"bearer") {

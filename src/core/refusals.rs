@@ -11,11 +11,12 @@
 //! from a full verification. This is Kong's `neg_ttl` without the TTL.
 //!
 //! A fixed table of [`SETS`] sets of two slots, each slot holding one token's exact bytes (up to
-//! [`MAX_TOKEN_LEN`]), compared in constant time; a set is one cache line, which the front door
-//! has on its way from memory before the lookup ([`RefusalMemo::prefetch_set`]). A new refusal takes a free or stale slot of
-//! its set, else the older of the two. Memory is bounded (at most `2 * SETS * MAX_TOKEN_LEN`
-//! bytes of tokens), and refused tokens never touch the verified-token cache, so a flood of
-//! them cannot push valid tokens out.
+//! [`MAX_TOKEN_LEN`], in an allocation of its own), compared in constant time. A set's lock and
+//! slot pointers are one cache line, which the front door has on its way from memory before
+//! the lookup ([`RefusalMemo::prefetch_set`]); the tokens' bytes are not prefetched. A new
+//! refusal takes a free or stale slot of its set, else the older of the two. Memory is bounded
+//! (at most `2 * SETS * MAX_TOKEN_LEN` bytes of tokens), and refused tokens never touch the
+//! verified-token cache, so a flood of them cannot push valid tokens out.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -42,7 +43,8 @@ struct Set {
     older: usize,
 }
 
-/// A set and its lock on a cache line of their own, so one prefetch brings both.
+/// A set (its slots' pointers) and its lock on a cache line of their own, so one prefetch
+/// brings both.
 #[repr(align(64))]
 #[derive(Default)]
 struct SetCell(Mutex<Set>);
@@ -148,9 +150,9 @@ impl RefusalMemo {
 #[inline(always)]
 fn prefetch(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing into the program and never faults, whatever
-    // the address. The intrinsic is `unsafe` only for its target feature, SSE, which every
-    // x86-64 CPU has (it is in the target's baseline).
+    // SAFETY: `address` comes from a live reference, and a prefetch is a hint anyway: it reads
+    // nothing into the program and never faults, whatever the address. The intrinsic needs SSE,
+    // which is in every x86-64 CPU's baseline.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>(address.cast());

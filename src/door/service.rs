@@ -145,10 +145,10 @@ impl FrontDoor {
         tcp_peer: IpAddr,
         memo: &mut ConnectionMemo,
     ) -> Prepared {
+        let started = Instant::now();
         // A flood of rotating refused tokens misses the memory cache at the refusal memo: have
         // its set on the way while the checks before the decision run.
         self.gate.prefetch(request.headers());
-        let started = Instant::now();
         let now_ms = wall_clock_ms(started).saturating_add(self.clock_skew_ms);
         let (mut parts, body) = request.into_parts();
         let headers = std::mem::take(&mut parts.headers);
