@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
 use crate::core::reject::{Limited, Reject};
@@ -34,7 +34,10 @@ pub fn error_response_in(reject: Reject, headers: HeaderMap) -> Response<Respons
     });
     let mut headers = emptied(headers);
     headers.append(CONTENT_TYPE, APPLICATION_JSON.clone());
-    headers.append(CACHE_CONTROL, NO_STORE.clone());
+    let status = reject.status();
+    if heuristically_cacheable(status) {
+        headers.append(CACHE_CONTROL, NO_STORE.clone());
+    }
     if let Some(challenge) = &CHALLENGES[reject.index()] {
         // RFC 6750 §3.
         headers.append(WWW_AUTHENTICATE, challenge.clone());
@@ -45,9 +48,19 @@ pub fn error_response_in(reject: Reject, headers: HeaderMap) -> Response<Respons
     let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(
         reject.body().as_bytes(),
     ))));
-    *response.status_mut() = reject.status();
+    *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// Whether a cache may store a response with `status` that says nothing about its freshness
+/// (RFC 9110 §15.1, RFC 9111 §4.2.2): of the statuses an error answer has, only 404 (and 405,
+/// 410, 414, 501). Those carry `Cache-Control: no-store`, so that an endpoint added later is not
+/// hidden behind a cached 404; the rest (400, 401, 403, 408, 413, 429, 431, 502-504) are never
+/// stored without an explicit freshness, so the field would be bytes on every refusal for
+/// nothing (Kong and Envoy send none on theirs).
+fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 404 | 405 | 410 | 414 | 501)
 }
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -133,6 +146,21 @@ mod tests {
     fn answers_hold_only_their_own_fields() {
         let reply = error_response_in(Reject::InvalidToken, map_of(5));
         let names: Vec<&str> = reply.headers().keys().map(|n| n.as_str()).collect();
-        assert_eq!(names, ["content-type", "cache-control", "www-authenticate"]);
+        assert_eq!(names, ["content-type", "www-authenticate"]);
+    }
+
+    #[test]
+    fn only_a_cacheable_status_says_no_store() {
+        let not_found = error_response(Reject::NotFound);
+        assert_eq!(not_found.headers()[CACHE_CONTROL], "no-store");
+        for reject in [
+            Reject::InvalidToken,
+            Reject::CollectionNotGranted,
+            Reject::BadGateway,
+            Reject::Unavailable,
+        ] {
+            let reply = error_response(reject);
+            assert_eq!(reply.headers().get(CACHE_CONTROL), None, "{reject:?}");
+        }
     }
 }

@@ -160,8 +160,29 @@ impl Reply {
 
     /// Asserts a front-door error per SPEC §3: the status, a JSON body of exactly `error` and
     /// `message`, and `WWW-Authenticate` on a 401 (with `error="invalid_token"` unless the
-    /// credential was missing) and on nothing else.
+    /// credential was missing) and on nothing else; `Cache-Control: no-store` on a 404 alone
+    /// (the one heuristically cacheable status among them, RFC 9110 §15.1).
     pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_error_body(status, code);
+        let cache_control = self.header("cache-control");
+        if status == 404 {
+            assert_eq!(cache_control, Some("no-store"), "a 404 is not to be cached");
+        } else {
+            assert_eq!(cache_control, None, "a {status} is not cacheable anyway");
+        }
+        self
+    }
+
+    /// [`Reply::assert_error`] for the portal's own API, whose every answer says
+    /// `Cache-Control: no-store` (SPEC §4: the portal key is in the URL).
+    pub fn assert_portal_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_error_body(status, code);
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+        self
+    }
+
+    /// The status, the JSON error body and the `WWW-Authenticate` rule of an error.
+    fn assert_error_body(&self, status: u16, code: &str) {
         self.assert_status(status);
         assert_eq!(self.header("content-type"), Some("application/json"));
         let body = self.json();
@@ -185,7 +206,6 @@ impl Reply {
             ),
             _ => assert_eq!(challenge, None, "only a 401 carries WWW-Authenticate"),
         }
-        self
     }
 
     /// Asserts that neither the body nor any header value contains any of `secrets`.
