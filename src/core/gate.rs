@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 
@@ -12,6 +13,7 @@ use crate::core::cache::{TokenCache, VerifiedJwt};
 use crate::core::credential::{self, Credential};
 use crate::core::jwt::{self, MAX_SIGNATURE_LEN};
 use crate::core::model::JwtAlg;
+use crate::core::prefetch;
 use crate::core::refusals::RefusalMemo;
 use crate::core::registry::{CompiledAuth, CompiledProfile, Snapshot, VerifyKey};
 use crate::core::reject::Reject;
@@ -117,6 +119,21 @@ pub struct ConnectionMemo {
 }
 
 impl ConnectionMemo {
+    /// Starts loading what the next decision on this connection compares first: the last JWT's
+    /// or auth token's bytes, the last caller and the last route's path (see [`prefetch`]).
+    /// Call it some checks before the decision; a hint only.
+    #[inline]
+    pub fn prefetch(&self) {
+        if let Some((bytes, verified)) = &self.last {
+            prefetch::prefetch_bytes(bytes);
+            prefetch::prefetch_line(Arc::as_ptr(&verified.caller));
+        }
+        if let Some((bytes, _)) = &self.last_token {
+            prefetch::prefetch_bytes(bytes);
+        }
+        self.route.prefetch();
+    }
+
     fn recall(&self, token: &[u8]) -> Option<&VerifiedJwt> {
         match &self.last {
             Some((bytes, verified)) if constant_time_eq(bytes, token) => Some(verified),

@@ -22,6 +22,7 @@
 //! - [`ratelimit`], [`quota`], [`cidr`]: per-profile rate limits (per node or shared by the
 //!   cluster), request quotas over long windows, and `ip_allow` ranges.
 //! - [`reject`]: every reason to refuse a request, one per error code.
+//! - [`prefetch`]: cache-line hints for memory the decision reads a few checks later.
 
 pub mod cache;
 pub mod catalog;
@@ -33,6 +34,7 @@ pub mod hygiene;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+pub mod prefetch;
 pub mod quota;
 pub mod ratelimit;
 pub mod refusals;

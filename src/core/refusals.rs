@@ -22,6 +22,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::core::prefetch::prefetch_line;
 use crate::core::token::constant_time_eq;
 
 /// Sets of two slots in the table (a power of two): room for 8 192 refused tokens.
@@ -101,7 +102,7 @@ impl RefusalMemo {
     #[inline]
     pub fn prefetch_set(&self, token: &[u8]) {
         if token.len() <= MAX_TOKEN_LEN {
-            prefetch(&self.sets[self.index(token)] as *const SetCell as *const u8);
+            prefetch_line(&self.sets[self.index(token)] as *const SetCell);
         }
     }
 
@@ -144,21 +145,6 @@ impl RefusalMemo {
         };
         drop(previous); // freed outside the lock
     }
-}
-
-/// Starts loading the cache line at `address` (x86-64 `prefetcht0`); nothing elsewhere.
-#[inline(always)]
-fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `address` comes from a live reference, and a prefetch is a hint anyway: it reads
-    // nothing into the program and never faults, whatever the address. The intrinsic needs SSE,
-    // which is in every x86-64 CPU's baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(address.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 #[cfg(test)]

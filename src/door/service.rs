@@ -146,9 +146,11 @@ impl FrontDoor {
         memo: &mut ConnectionMemo,
     ) -> Prepared {
         let started = Instant::now();
-        // A flood of rotating refused tokens misses the memory cache at the refusal memo: have
-        // its set on the way while the checks before the decision run.
+        // What the decision reads first and finds evicted under load (a flood of rotating
+        // refused tokens: the refusal memo's set; a keep-alive client: this connection's last
+        // token and route): have it on the way while the checks before the decision run.
         self.gate.prefetch(request.headers());
+        memo.prefetch();
         let now_ms = wall_clock_ms(started).saturating_add(self.clock_skew_ms);
         let (mut parts, body) = request.into_parts();
         let headers = std::mem::take(&mut parts.headers);
