@@ -32,8 +32,10 @@
 # host's steal time (/proc/stat): a run where the hypervisor took CPU from this VM is shown
 # as such (the steal% column) rather than passed off as a slow server.
 #
-# The systems alternate within every round (A B C, A B C, ...) so drift on this
-# noisy machine hits all of them alike; the table shows medians over ROUNDS.
+# The systems alternate within every round, in an order that turns by one each round
+# (A B C, B C A, C A B, ...), so drift on this noisy machine hits all of them alike and no
+# system always runs first or right after the same other one; the table shows medians over
+# ROUNDS.
 # Load: wrk -t1 -c$CONNECTIONS -d$DURATION --latency (wrk shares the 2 cores), invoked the
 # same way for every system: fixed headers with -H and no Lua script (a script costs wrk CPU
 # that the server then lacks); rotating tokens (rs256-miss, unknown) use a Lua script, for the
@@ -548,7 +550,7 @@ run_one() {
 }
 
 run_all_rounds() {
-    local round scenario system
+    local round scenario system i
     declare -gA PREFLIGHT_OK=()
     for scenario in ${SCENARIOS//,/ }; do
         for system in ${SYSTEMS//,/ }; do
@@ -572,10 +574,18 @@ run_all_rounds() {
             done
         done
     fi
-    log "preflight done; $ROUNDS rounds of wrk -t1 -c$CONNECTIONS -d$DURATION, systems alternating within each round"
+    log "preflight done; $ROUNDS rounds of wrk -t1 -c$CONNECTIONS -d$DURATION, systems alternating within each round, the order turning by one each round"
+    local -a systems order
+    read -r -a systems <<<"${SYSTEMS//,/ }"
     for ((round = 1; round <= ROUNDS; round++)); do
+        # The order turns by one each round (A B C, B C A, C A B, ...), so that no system
+        # always runs first or always right after the same other one.
+        order=()
+        for ((i = 0; i < ${#systems[@]}; i++)); do
+            order+=("${systems[(i + round - 1) % ${#systems[@]}]}")
+        done
         for scenario in ${SCENARIOS//,/ }; do
-            for system in ${SYSTEMS//,/ }; do
+            for system in "${order[@]}"; do
                 [[ -n ${PREFLIGHT_OK[$system:$scenario]:-} ]] || continue
                 run_one "$round" "$scenario" "$system"
                 sleep 0.5
