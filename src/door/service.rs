@@ -26,7 +26,7 @@ use crate::core::reject::Reject;
 use crate::core::route::Action;
 use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
 pub use crate::door::clock::now_ms;
-use crate::door::clock::wall_clock_ms;
+use crate::door::clock::{wall_clock_ms, Stamp};
 use crate::door::forward::{
     insert_identity_headers, upstream_path, upstream_request, Downstream, Forwarder,
 };
@@ -145,7 +145,7 @@ impl FrontDoor {
         tcp_peer: IpAddr,
         memo: &mut ConnectionMemo,
     ) -> Prepared {
-        let started = Instant::now();
+        let started = Stamp::now();
         // What the decision reads first and finds evicted under load (a flood of rotating
         // refused tokens: the refusal memo's set; a keep-alive client: this connection's last
         // token and route): have it on the way while the checks before the decision run.
@@ -211,7 +211,7 @@ impl FrontDoor {
                 .decide_on_connection(&snapshot, &gate_request, Some(memo))
         };
         self.metrics
-            .record_decision(verdict.cache, started.elapsed());
+            .record_decision(verdict.cache, started.elapsed_ns());
         if let Some(log) = &mut log {
             log.cache = match verdict.cache {
                 CacheUse::Hit => Some("hit"),
@@ -312,7 +312,7 @@ impl FrontDoor {
         memo: &mut ConnectionMemo,
         snapshot: &crate::core::registry::Snapshot,
         mut log: Option<LogLine>,
-        started: Instant,
+        started: Stamp,
     ) -> Prepared {
         let original = match verify::original(flavor, &parts.method, parts.uri.path(), &headers) {
             Ok(original) => original,
@@ -332,7 +332,7 @@ impl FrontDoor {
                 .decide_on_connection(snapshot, &gate_request, Some(memo))
         };
         self.metrics
-            .record_decision(verdict.cache, started.elapsed());
+            .record_decision(verdict.cache, started.elapsed_ns());
         match verdict.result {
             Ok(admitted) => {
                 self.metrics.record_outcome(Ok(()));
@@ -362,7 +362,7 @@ impl FrontDoor {
         reject: Reject,
         peer: IpAddr,
         log: Option<LogLine>,
-        started: Instant,
+        started: Stamp,
         headers: HeaderMap,
     ) -> Prepared {
         let path = match flavor {
@@ -388,7 +388,7 @@ impl FrontDoor {
         peer: IpAddr,
         path: &str,
         log: Option<LogLine>,
-        started: Instant,
+        started: Stamp,
         headers: HeaderMap,
     ) -> Prepared {
         self.metrics.record_outcome(Err(reject));
@@ -445,7 +445,7 @@ impl LogLine {
         status: u16,
         error: Option<&str>,
         upstream_status: Option<u16>,
-        started: Instant,
+        started: Stamp,
     ) {
         log.record(&Entry {
             time: &self.time,
@@ -473,7 +473,7 @@ enum Prepared {
 struct Forwarding {
     request: Request<crate::door::forward::UpstreamBody>,
     log: Option<LogLine>,
-    started: Instant,
+    started: Stamp,
 }
 
 /// The upstream TLS configuration over the platform's roots alone (a private CA is added by

@@ -15,8 +15,8 @@
 //! abandoned), which also stamps the time the connection went idle. The connection's task owns
 //! one tokio `Sleep` ([`HeadWatch::poll_expired`]); it is moved only when it fires, about once
 //! per timeout period, and then finds the deadline from that stamp. Per request that is two
-//! atomic stores, one clock read and one reference-count pair; the timeout is as exact as
-//! hyper's.
+//! atomic stores, one coarse clock read and one reference-count pair; the timeout is as exact as
+//! hyper's but for the coarse clock's tick (1-10 ms, never early while ticks come on time).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +31,8 @@ use hyper::service::Service;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::door::clock::{coarse_ns, Stamp};
+
 /// What the service side tells the watch: whether a request is in flight, and since when the
 /// connection has been idle.
 struct Shared {
@@ -41,6 +43,19 @@ struct Shared {
     idle_since_ns: AtomicU64,
     /// A head has arrived and its response has not ended yet.
     in_flight: AtomicBool,
+    /// The clock that stamps the end of a response.
+    clock: IdleClock,
+}
+
+/// How a response's end is stamped.
+#[derive(Clone, Copy)]
+enum IdleClock {
+    /// The coarse system clock ([`coarse_ns`]) since `opened_ns` ([`Stamp`] when opened): a
+    /// sixth of a precise read, and a tick late at most, which a timeout in seconds does not see.
+    Coarse { opened_ns: u64 },
+    /// tokio's clock since `opened`, which tests pause and advance.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Tokio,
 }
 
 /// One connection's header-read timeout: wrap its service with [`HeadWatch::service`] and poll
@@ -57,12 +72,18 @@ impl HeadWatch {
     /// A watch for a connection opened now whose heads must each arrive within `timeout`
     /// (a timeout too large for the clock never fires).
     pub fn new(timeout: Duration) -> HeadWatch {
+        let opened_ns = Stamp::now().as_nanos();
+        HeadWatch::on_clock(timeout, IdleClock::Coarse { opened_ns })
+    }
+
+    fn on_clock(timeout: Duration, clock: IdleClock) -> HeadWatch {
         let opened = Instant::now();
         HeadWatch {
             shared: Arc::new(Shared {
                 opened,
                 idle_since_ns: AtomicU64::new(0),
                 in_flight: AtomicBool::new(false),
+                clock,
             }),
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
@@ -150,7 +171,12 @@ struct RequestEnd(Arc<Shared>);
 impl Drop for RequestEnd {
     fn drop(&mut self) {
         let shared = &self.0;
-        let since = u64::try_from(shared.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let since = match shared.clock {
+            IdleClock::Coarse { opened_ns } => coarse_ns().saturating_sub(opened_ns),
+            IdleClock::Tokio => {
+                u64::try_from(shared.opened.elapsed().as_nanos()).unwrap_or(u64::MAX)
+            }
+        };
         shared.idle_since_ns.store(since, Ordering::Relaxed);
         // Release: a watch that sees the request ended sees when it ended.
         shared.in_flight.store(false, Ordering::Release);
@@ -231,6 +257,11 @@ mod tests {
         }
     }
 
+    /// A watch on tokio's clock, which these tests pause and advance.
+    fn watch(timeout: Duration) -> HeadWatch {
+        HeadWatch::on_clock(timeout, IdleClock::Tokio)
+    }
+
     async fn expired(watch: &mut HeadWatch) {
         std::future::poll_fn(|cx| watch.poll_expired(cx)).await
     }
@@ -242,7 +273,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_expires_after_the_timeout() {
-        let mut watch = HeadWatch::new(Duration::from_secs(10));
+        let mut watch = watch(Duration::from_secs(10));
         assert!(pending(&mut watch));
         tokio::time::advance(Duration::from_millis(9_900)).await;
         assert!(pending(&mut watch));
@@ -253,7 +284,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_never_expires_and_its_end_restarts_the_clock() {
-        let mut watch = HeadWatch::new(Duration::from_secs(10));
+        let mut watch = watch(Duration::from_secs(10));
         let service = watch.service(Hello);
         let response = service.call(()).await.unwrap();
         // The response is ready but its body is not written yet: still in flight, however long.
@@ -270,7 +301,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_that_keep_coming_outlive_the_timeout() {
-        let mut watch = HeadWatch::new(Duration::from_secs(10));
+        let mut watch = watch(Duration::from_secs(10));
         let service = watch.service(Hello);
         for _ in 0..10 {
             tokio::time::advance(Duration::from_secs(4)).await;
@@ -282,7 +313,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_response_future_dropped_unfinished_ends_the_request() {
-        let mut watch = HeadWatch::new(Duration::from_secs(1));
+        let mut watch = watch(Duration::from_secs(1));
         let service = watch.service(Hello);
         drop(service.call(()));
         tokio::time::timeout(Duration::from_millis(1_100), expired(&mut watch))
@@ -292,8 +323,28 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_timeout_beyond_the_clock_never_fires() {
-        let mut watch = HeadWatch::new(Duration::MAX / 2);
+        let mut watch = watch(Duration::MAX / 2);
         tokio::time::advance(Duration::from_secs(86_400)).await;
         assert!(pending(&mut watch));
+    }
+
+    #[tokio::test]
+    async fn on_the_coarse_clock_the_timeout_counts_from_the_end_of_the_response() {
+        let mut watch = HeadWatch::new(Duration::from_millis(200));
+        let service = watch.service(Hello);
+        let response = service.call(()).await.unwrap();
+        // In flight for longer than the timeout: not expired.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(pending(&mut watch));
+        let ended = std::time::Instant::now();
+        drop(response);
+        tokio::time::timeout(Duration::from_secs(2), expired(&mut watch))
+            .await
+            .expect("expired after the response ended");
+        let idle = ended.elapsed();
+        assert!(
+            idle >= Duration::from_millis(190),
+            "expired early: {idle:?}"
+        );
     }
 }
