@@ -49,7 +49,7 @@ pub fn error_response_in(reject: Reject, headers: HeaderMap) -> Response<Respons
         reject.body().as_bytes(),
     ))));
     *response.status_mut() = status;
-    *response.headers_mut() = headers;
+    set_headers(&mut response, headers);
     response
 }
 
@@ -95,8 +95,18 @@ pub fn fixed_response_in(reply: &FixedReply, headers: HeaderMap) -> Response<Res
     }
     let mut response = Response::new(Either::Left(Full::new(reply.body.clone())));
     *response.status_mut() = reply.status;
-    *response.headers_mut() = headers;
+    set_headers(&mut response, headers);
     response
+}
+
+/// Puts `headers` into `response`, whose map is still the empty one `Response::new` made:
+/// that map is forgotten rather than dropped, which is free of leaks because `HeaderMap::new`
+/// does not allocate (its documented contract), and saves the drop of three empty vectors
+/// (about 50 instructions an answer under callgrind).
+fn set_headers(response: &mut Response<ResponseBody>, headers: HeaderMap) {
+    let empty = std::mem::replace(response.headers_mut(), headers);
+    debug_assert!(empty.capacity() == 0);
+    std::mem::forget(empty);
 }
 
 /// Largest header map (in fields it holds without growing) that an answer takes over from its
