@@ -52,18 +52,6 @@ pub fn extract(headers: &HeaderMap) -> Result<Credential<'_>, Reject> {
     }
 }
 
-/// The token of the request's first `Authorization` field when that field is a bearer
-/// credential, split as [`extract`] splits it (nothing decoded, no length limit); `None`
-/// otherwise. For hints that must find the token before the decision
-/// ([`crate::core::gate::Gate::prefetch`]), never for deciding.
-pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    // A pass comparing names, as in `extract`: the hashed `get` cost about 120 instructions a
-    // request (callgrind), mostly hashing a name most requests (API-Token ones) do not carry.
-    let (_, value) = headers.iter().find(|(name, _)| *name == AUTHORIZATION)?;
-    let (scheme, param) = scheme_and_param(value.as_bytes())?;
-    scheme.eq_ignore_ascii_case(b"bearer").then_some(param)
-}
-
 /// An `Authorization` value's scheme and its non-empty parameter (RFC 9110 §11.4), both
 /// trimmed; `None` without a space after the scheme or without a parameter.
 fn scheme_and_param(value: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -162,15 +150,6 @@ mod tests {
         assert_eq!(extract(&map), Err(Reject::InvalidToken));
         let map = headers(&[("authorization", "Basic !!!")]);
         assert_eq!(extract(&map), Err(Reject::InvalidToken));
-    }
-
-    #[test]
-    fn bearer_finds_what_extract_finds() {
-        let map = headers(&[("authorization", "  Bearer   abc.def.ghi  ")]);
-        assert_eq!(bearer(&map), Some(&b"abc.def.ghi"[..]));
-        assert_eq!(extract(&map), Ok(Credential::Bearer(b"abc.def.ghi")));
-        assert_eq!(bearer(&headers(&[("authorization", "Basic eDp5")])), None);
-        assert_eq!(bearer(&headers(&[("api-token", "abc")])), None);
     }
 
     #[test]

@@ -201,12 +201,12 @@ impl Gate {
         self.refusals.as_ref()
     }
 
-    /// Starts loading the refusal memo's set for the request's bearer token, if it has one and
-    /// the memo is on ([`RefusalMemo::prefetch_set`]): call it some checks before the decision.
+    /// Starts loading the refusal memo's set for `credential` when it is a bearer token and the
+    /// memo is on ([`RefusalMemo::prefetch_set`]): call it some checks before the decision.
     /// A hint only: every decision is the same with or without it.
     #[inline]
-    pub fn prefetch(&self, headers: &HeaderMap) {
-        if let (Some(refusals), Some(token)) = (&self.refusals, credential::bearer(headers)) {
+    pub fn prefetch(&self, credential: &Result<Credential<'_>, Reject>) {
+        if let (Some(refusals), Ok(Credential::Bearer(token))) = (&self.refusals, credential) {
             refusals.prefetch_set(token);
         }
     }
@@ -225,11 +225,25 @@ impl Gate {
         &self,
         snapshot: &'s Snapshot,
         request: &Request<'r>,
+        memo: Option<&mut ConnectionMemo>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        let credential = credential::extract(request.headers);
+        self.decide_with_credential(snapshot, request, credential, memo)
+    }
+
+    /// [`Gate::decide_on_connection`] with the request's credential already taken out of its
+    /// headers ([`credential::extract`] of `request.headers`, which the caller may have needed
+    /// earlier): the front door extracts it once, for its prefetch hint and the decision.
+    pub fn decide_with_credential<'s, 'r>(
+        &self,
+        snapshot: &'s Snapshot,
+        request: &Request<'r>,
+        credential: Result<Credential<'_>, Reject>,
         mut memo: Option<&mut ConnectionMemo>,
     ) -> Verdict<Admitted<'s, 'r>> {
         let Verdict { result, cache } = self.authenticate_on_connection(
             snapshot,
-            request.headers,
+            credential,
             request.peer,
             request.now_ms,
             memo.as_deref_mut(),
@@ -248,19 +262,19 @@ impl Gate {
         peer: IpAddr,
         now_ms: u64,
     ) -> Verdict<Identity<'s>> {
-        self.authenticate_on_connection(snapshot, headers, peer, now_ms, None)
+        self.authenticate_on_connection(snapshot, credential::extract(headers), peer, now_ms, None)
     }
 
     fn authenticate_on_connection<'s>(
         &self,
         snapshot: &'s Snapshot,
-        headers: &HeaderMap,
+        credential: Result<Credential<'_>, Reject>,
         peer: IpAddr,
         now_ms: u64,
         memo: Option<&mut ConnectionMemo>,
     ) -> Verdict<Identity<'s>> {
         let mut cache = CacheUse::NotUsed;
-        let result = match credential::extract(headers) {
+        let result = match credential {
             Err(reject) => Err(reject),
             Ok(Credential::AuthToken(token)) => {
                 let digest = match memo {

@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 
 use crate::core::cidr::Cidr;
+use crate::core::credential;
 use crate::core::gate::{CacheUse, ConnectionMemo, Gate, Request as GateRequest};
 use crate::core::hygiene::{client_address, normalize_path};
 use crate::core::registry::Registry;
@@ -146,14 +147,17 @@ impl FrontDoor {
         memo: &mut ConnectionMemo,
     ) -> Prepared {
         let started = Stamp::now();
+        let (mut parts, body) = request.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        // Found once, for the hint below and the decision (which comes after the header and
+        // path checks, so their refusals come first as before).
+        let credential = credential::extract(&headers);
         // What the decision reads first and finds evicted under load (a flood of rotating
         // refused tokens: the refusal memo's set; a keep-alive client: this connection's last
         // token and route): have it on the way while the checks before the decision run.
-        self.gate.prefetch(request.headers());
+        self.gate.prefetch(&credential);
         memo.prefetch();
         let now_ms = wall_clock_ms(started).saturating_add(self.clock_skew_ms);
-        let (mut parts, body) = request.into_parts();
-        let headers = std::mem::take(&mut parts.headers);
         let peer_is_trusted = self.trusted_proxies.iter().any(|c| c.contains(tcp_peer));
         let peer = if peer_is_trusted {
             client_address(tcp_peer, &self.trusted_proxies, &headers)
@@ -208,7 +212,7 @@ impl FrontDoor {
                 now_ms,
             };
             self.gate
-                .decide_on_connection(&snapshot, &gate_request, Some(memo))
+                .decide_with_credential(&snapshot, &gate_request, credential, Some(memo))
         };
         self.metrics
             .record_decision(verdict.cache, started.elapsed_ns());
