@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::door::clock::Stamp;
+use crate::portal::redact_path;
+
 /// Lines that may wait for the writer before new ones are dropped (at one drain every
 /// [`WRITE_INTERVAL`], over a million lines a second).
 const QUEUE_LINES: usize = 65_536;
@@ -165,6 +168,62 @@ pub fn rfc3339_ms(now_ms: u64) -> String {
         rem % 60,
         now_ms % 1000
     )
+}
+
+/// What the access log needs from a request, owned so it can wait for the upstream.
+pub(crate) struct LogLine {
+    pub(crate) time: String,
+    pub(crate) peer: IpAddr,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) client_id: Option<String>,
+    pub(crate) profile_id: Option<String>,
+    pub(crate) auth: Option<&'static str>,
+    pub(crate) cache: Option<&'static str>,
+}
+
+impl LogLine {
+    /// The line of `request` from `peer`, received at `now_ms` (Unix milliseconds).
+    pub(crate) fn new(now_ms: u64, peer: IpAddr, request: &http::request::Parts) -> LogLine {
+        LogLine {
+            time: rfc3339_ms(now_ms),
+            peer,
+            method: request.method.as_str().to_owned(),
+            // Replaced by the normalized path once it is known; a refused raw path is logged
+            // as sent, without its query (and without a portal key).
+            path: redact_path(request.uri.path()).into_owned(),
+            client_id: None,
+            profile_id: None,
+            auth: None,
+            cache: None,
+        }
+    }
+
+    /// Queues the line with the answer's `status`, refusal code and upstream status; the
+    /// duration runs from `started` to now.
+    pub(crate) fn write(
+        &self,
+        log: &AccessLog,
+        status: u16,
+        error: Option<&str>,
+        upstream_status: Option<u16>,
+        started: Stamp,
+    ) {
+        log.record(&Entry {
+            time: &self.time,
+            peer: self.peer,
+            method: &self.method,
+            path: &self.path,
+            status,
+            error,
+            client_id: self.client_id.as_deref(),
+            profile_id: self.profile_id.as_deref(),
+            auth: self.auth,
+            cache: self.cache,
+            upstream_status,
+            duration_s: started.elapsed().as_secs_f64(),
+        });
+    }
 }
 
 #[cfg(test)]

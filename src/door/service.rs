@@ -20,12 +20,14 @@ use hyper::service::Service;
 
 use crate::core::cidr::Cidr;
 use crate::core::credential;
-use crate::core::gate::{CacheUse, ConnectionMemo, Gate, Request as GateRequest};
+use crate::core::gate::{
+    CacheUse, ConnectionMemo, Gate, Identity, Request as GateRequest, Verdict,
+};
 use crate::core::hygiene::{client_address, normalize_path};
 use crate::core::registry::Registry;
 use crate::core::reject::Reject;
 use crate::core::route::Action;
-use crate::door::access_log::{rfc3339_ms, AccessLog, Entry};
+use crate::door::access_log::{AccessLog, LogLine};
 pub use crate::door::clock::now_ms;
 use crate::door::clock::{wall_clock_ms, Stamp};
 use crate::door::forward::{
@@ -199,9 +201,17 @@ impl FrontDoor {
             return Prepared::Respond(response.map(Either::Left));
         }
         if let Some(flavor) = verify::flavor(&path) {
-            return self.forward_auth(
-                flavor, &parts, headers, peer, now_ms, memo, &snapshot, log, started,
+            let verdict = self.forward_auth_decide(
+                flavor, &parts, &headers, credential, peer, now_ms, memo, &snapshot,
             );
+            self.metrics
+                .record_decision(verdict.cache, started.elapsed_ns());
+            return match verdict.result {
+                Ok(identity) => self.forward_auth_admit(&identity, headers, log, started),
+                Err(reject) => {
+                    self.refuse_forward_auth(flavor, reject, peer, log, started, headers)
+                }
+            };
         }
         let verdict = {
             let gate_request = GateRequest {
@@ -302,62 +312,71 @@ impl FrontDoor {
         Ok(())
     }
 
-    /// Answers a forward-auth request (SPEC §3): the decision the data plane would make for the
-    /// original method and URI the proxy names; 200 with the identity headers, or the refusal
-    /// (shaped for nginx on `auth-request`). `headers` are the request's, and become the answer's.
+    /// The decision of a forward-auth request (SPEC §3): the one the data plane would make for
+    /// the original method and URI the proxy names, with the credential `prepare` took out of
+    /// `headers` (the proxy passes the client's headers on). Refused when the headers naming the
+    /// original request are missing, repeated or disagree ([`verify::original`]).
     #[allow(clippy::too_many_arguments)]
-    fn forward_auth(
+    fn forward_auth_decide<'s>(
         &self,
         flavor: verify::Flavor,
         parts: &http::request::Parts,
-        headers: HeaderMap,
+        headers: &HeaderMap,
+        credential: Result<credential::Credential<'_>, Reject>,
         peer: IpAddr,
         now_ms: u64,
         memo: &mut ConnectionMemo,
-        snapshot: &crate::core::registry::Snapshot,
+        snapshot: &'s crate::core::registry::Snapshot,
+    ) -> Verdict<Identity<'s>> {
+        let original = match verify::original(flavor, &parts.method, parts.uri.path(), headers) {
+            Ok(original) => original,
+            Err(reject) => {
+                return Verdict {
+                    result: Err(reject),
+                    cache: CacheUse::NotUsed,
+                }
+            }
+        };
+        let gate_request = GateRequest {
+            method: &original.method,
+            path: &original.path,
+            headers,
+            peer,
+            now_ms,
+        };
+        let verdict =
+            self.gate
+                .decide_with_credential(snapshot, &gate_request, credential, Some(memo));
+        Verdict {
+            result: verdict.result.map(|admitted| admitted.identity),
+            cache: verdict.cache,
+        }
+    }
+
+    /// A forward-auth request's 200: empty, with the identity headers (SPEC §3). `headers` are
+    /// the request's, and become the answer's (emptied).
+    fn forward_auth_admit(
+        &self,
+        identity: &Identity<'_>,
+        headers: HeaderMap,
         mut log: Option<LogLine>,
         started: Stamp,
     ) -> Prepared {
-        let original = match verify::original(flavor, &parts.method, parts.uri.path(), &headers) {
-            Ok(original) => original,
-            Err(reject) => {
-                return self.refuse_forward_auth(flavor, reject, peer, log, started, headers)
-            }
-        };
-        let verdict = {
-            let gate_request = GateRequest {
-                method: &original.method,
-                path: &original.path,
-                headers: &headers,
-                peer,
-                now_ms,
-            };
-            self.gate
-                .decide_on_connection(snapshot, &gate_request, Some(memo))
-        };
-        self.metrics
-            .record_decision(verdict.cache, started.elapsed_ns());
-        match verdict.result {
-            Ok(admitted) => {
-                self.metrics.record_outcome(Ok(()));
-                let identity = admitted.identity;
-                if let Some(line) = &mut log {
-                    let profile = identity.profile;
-                    line.client_id = Some(profile.client_id.to_string());
-                    line.profile_id = Some(profile.id.to_string());
-                    line.auth = Some(identity.auth.as_str());
-                }
-                if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
-                    line.write(access_log, 200, None, None, started);
-                }
-                let mut headers = emptied(headers);
-                insert_identity_headers(&mut headers, &identity);
-                let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
-                *response.headers_mut() = headers;
-                Prepared::Respond(response)
-            }
-            Err(reject) => self.refuse_forward_auth(flavor, reject, peer, log, started, headers),
+        self.metrics.record_outcome(Ok(()));
+        if let Some(line) = &mut log {
+            let profile = identity.profile;
+            line.client_id = Some(profile.client_id.to_string());
+            line.profile_id = Some(profile.id.to_string());
+            line.auth = Some(identity.auth.as_str());
         }
+        if let (Some(line), Some(access_log)) = (&log, &self.access_log) {
+            line.write(access_log, 200, None, None, started);
+        }
+        let mut headers = emptied(headers);
+        insert_identity_headers(&mut headers, identity);
+        let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+        *response.headers_mut() = headers;
+        Prepared::Respond(response)
     }
 
     fn refuse_forward_auth(
@@ -412,59 +431,6 @@ impl FrontDoor {
             portal::insert_security_headers(response.headers_mut());
         }
         Prepared::Respond(response)
-    }
-}
-
-/// What the access log needs from a request, owned so it can wait for the upstream.
-struct LogLine {
-    time: String,
-    peer: IpAddr,
-    method: String,
-    path: String,
-    client_id: Option<String>,
-    profile_id: Option<String>,
-    auth: Option<&'static str>,
-    cache: Option<&'static str>,
-}
-
-impl LogLine {
-    fn new(now_ms: u64, peer: IpAddr, request: &http::request::Parts) -> LogLine {
-        LogLine {
-            time: rfc3339_ms(now_ms),
-            peer,
-            method: request.method.as_str().to_owned(),
-            // Replaced by the normalized path once it is known; a refused raw path is logged
-            // as sent, without its query (and without a portal key).
-            path: redact_path(request.uri.path()).into_owned(),
-            client_id: None,
-            profile_id: None,
-            auth: None,
-            cache: None,
-        }
-    }
-
-    fn write(
-        &self,
-        log: &AccessLog,
-        status: u16,
-        error: Option<&str>,
-        upstream_status: Option<u16>,
-        started: Stamp,
-    ) {
-        log.record(&Entry {
-            time: &self.time,
-            peer: self.peer,
-            method: &self.method,
-            path: &self.path,
-            status,
-            error,
-            client_id: self.client_id.as_deref(),
-            profile_id: self.profile_id.as_deref(),
-            auth: self.auth,
-            cache: self.cache,
-            upstream_status,
-            duration_s: started.elapsed().as_secs_f64(),
-        });
     }
 }
 
