@@ -5,21 +5,21 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 
 use crate::core::cache::{TokenCache, VerifiedJwt};
+pub use crate::core::connection_memo::ConnectionMemo;
 use crate::core::credential::{self, Credential};
+use crate::core::decision_memo::{Hit, Key};
 use crate::core::jwt::{self, MAX_SIGNATURE_LEN};
 use crate::core::model::JwtAlg;
-use crate::core::prefetch;
 use crate::core::refusals::RefusalMemo;
 use crate::core::registry::{CompiledAuth, CompiledProfile, Snapshot, VerifyKey};
 use crate::core::reject::Reject;
 use crate::core::route::{CompiledCollection, CompiledEndpoint};
 use crate::core::route_memo::RouteMemo;
-use crate::core::token::{constant_time_eq, token_digest, TokenDigest};
+use crate::core::token::{token_digest, TokenDigest};
 
 /// What the gate is asked about.
 #[derive(Debug, Clone, Copy)]
@@ -104,62 +104,6 @@ pub struct Verdict<T> {
     pub cache: CacheUse,
 }
 
-/// A connection's last verified JWT, last auth token and last route ([`RouteMemo`]). Keep-alive
-/// clients usually repeat one credential; comparing its bytes (in constant time) is cheaper than
-/// digesting it: SHA-256 of an auth token was about 4 200 of the 18 100 instructions of a
-/// request. A recalled JWT is re-checked exactly like a cache hit (generation, grace, activity,
-/// `exp`/`nbf`); a recalled auth-token digest is looked up in the current snapshot like a fresh
-/// one.
-#[derive(Default)]
-pub struct ConnectionMemo {
-    last: Option<(Box<[u8]>, VerifiedJwt)>,
-    last_token: Option<(Box<[u8]>, TokenDigest)>,
-    /// The connection's last route.
-    route: RouteMemo,
-}
-
-impl ConnectionMemo {
-    /// Starts loading what the next decision on this connection compares first: the last JWT's
-    /// or auth token's bytes, the last caller and the last route's path (see [`prefetch`]).
-    /// Call it some checks before the decision; a hint only.
-    #[inline]
-    pub fn prefetch(&self) {
-        if let Some((bytes, verified)) = &self.last {
-            prefetch::prefetch_bytes(bytes);
-            prefetch::prefetch_line(Arc::as_ptr(&verified.caller));
-        }
-        if let Some((bytes, _)) = &self.last_token {
-            prefetch::prefetch_bytes(bytes);
-        }
-        self.route.prefetch();
-    }
-
-    fn recall(&self, token: &[u8]) -> Option<&VerifiedJwt> {
-        match &self.last {
-            Some((bytes, verified)) if constant_time_eq(bytes, token) => Some(verified),
-            _ => None,
-        }
-    }
-
-    /// The SHA-256 digest of `token`: the remembered one when the connection sent the same
-    /// token last time, else computed and remembered.
-    fn token_digest(&mut self, token: &[u8]) -> TokenDigest {
-        if let Some((bytes, digest)) = &self.last_token {
-            if constant_time_eq(bytes, token) {
-                return *digest;
-            }
-        }
-        let digest = token_digest(token);
-        self.last_token = Some((token.into(), digest));
-        digest
-    }
-
-    fn remember(&mut self, token: &[u8], verified: &VerifiedJwt) {
-        // A copy of its own, so connections on other threads never share its refcount.
-        self.last = Some((token.into(), verified.private_copy()));
-    }
-}
-
 /// Decides requests against registry snapshots, memoizing verified JWTs and settled refusals.
 pub struct Gate {
     cache: Option<TokenCache>,
@@ -225,7 +169,7 @@ impl Gate {
         &self,
         snapshot: &'s Snapshot,
         request: &Request<'r>,
-        memo: Option<&mut ConnectionMemo>,
+        memo: Option<&'s mut ConnectionMemo>,
     ) -> Verdict<Admitted<'s, 'r>> {
         let credential = credential::extract(request.headers);
         self.decide_with_credential(snapshot, request, credential, memo)
@@ -234,23 +178,99 @@ impl Gate {
     /// [`Gate::decide_on_connection`] with the request's credential already taken out of its
     /// headers ([`credential::extract`] of `request.headers`, which the caller may have needed
     /// earlier): the front door extracts it once, for its prefetch hint and the decision.
+    ///
+    /// With a connection memo, a request that repeats the connection's last admitted one (the
+    /// same credential, method, path and client address, under the same snapshot) is answered
+    /// from its memo of that admission ([`crate::core::decision_memo`]): the clock, the rate
+    /// limit and the quota are checked as ever, and everything else is known. The profile the
+    /// answer names is then the memo's.
     pub fn decide_with_credential<'s, 'r>(
         &self,
         snapshot: &'s Snapshot,
         request: &Request<'r>,
         credential: Result<Credential<'_>, Reject>,
-        mut memo: Option<&mut ConnectionMemo>,
+        memo: Option<&'s mut ConnectionMemo>,
     ) -> Verdict<Admitted<'s, 'r>> {
+        let credential = match credential {
+            Ok(credential) => credential,
+            Err(reject) => {
+                return Verdict {
+                    result: Err(reject),
+                    cache: CacheUse::NotUsed,
+                }
+            }
+        };
+        let key = Key {
+            epoch: snapshot.epoch(),
+            credential: &credential,
+            method: request.method,
+            peer: request.peer,
+        };
+        // With the cache off every JWT is verified afresh, so no JWT admission is kept.
+        let memo_on = self.cache.is_some() || matches!(credential, Credential::AuthToken(_));
+        let hit = match &memo {
+            Some(m) if memo_on => m
+                .decided
+                .check(&key, snapshot, request.path, request.now_ms),
+            _ => None,
+        };
+        let mut memo = match (hit, memo) {
+            (Some(hit), Some(m)) => return self.admit_again(&*m, hit, &key, request),
+            (_, memo) => memo,
+        };
         let Verdict { result, cache } = self.authenticate_on_connection(
             snapshot,
-            credential,
+            &credential,
             request.peer,
             request.now_ms,
             memo.as_deref_mut(),
         );
-        let route = memo.map(|m| &mut m.route);
+        let route = memo.as_deref_mut().map(|m| &mut m.route);
         let result = result
             .and_then(|identity| authorize(snapshot, identity, request, self.live_nodes(), route));
+        if let (Ok(admitted), Some(m)) = (&result, memo) {
+            if memo_on && m.repeated && m.route.repeated() {
+                m.remember_admission(snapshot, &key, request.path, admitted);
+            }
+        }
+        Verdict { result, cache }
+    }
+
+    /// The answer to a request that repeats the connection's last admission (`hit`, from
+    /// [`DecisionMemo::check`](crate::core::decision_memo::DecisionMemo::check)): the rate limit and the quota, then admitted as before.
+    fn admit_again<'s, 'r>(
+        &self,
+        memo: &'s ConnectionMemo,
+        hit: Hit<'s, 'r>,
+        key: &Key<'_>,
+        request: &Request<'r>,
+    ) -> Verdict<Admitted<'s, 'r>> {
+        let cache = match key.credential {
+            Credential::Bearer(_) => CacheUse::Hit,
+            Credential::AuthToken(_) => CacheUse::NotUsed,
+        };
+        // `check` found an admission, so there is a caller; fail closed all the same.
+        let Some((profile, jwt)) = memo.decided.caller() else {
+            return Verdict {
+                result: Err(Reject::InvalidToken),
+                cache,
+            };
+        };
+        let result =
+            check_counters(profile, request.now_ms, self.live_nodes()).map(|()| Admitted {
+                identity: Identity {
+                    profile,
+                    auth: if jwt.is_some() {
+                        AuthKind::Jwt
+                    } else {
+                        AuthKind::Token
+                    },
+                    jwt: jwt.cloned(),
+                },
+                collection: hit.collection,
+                endpoint: hit.endpoint,
+                rest_path: hit.rest_path,
+            });
         Verdict { result, cache }
     }
 
@@ -262,28 +282,35 @@ impl Gate {
         peer: IpAddr,
         now_ms: u64,
     ) -> Verdict<Identity<'s>> {
-        self.authenticate_on_connection(snapshot, credential::extract(headers), peer, now_ms, None)
+        match credential::extract(headers) {
+            Ok(credential) => {
+                self.authenticate_on_connection(snapshot, &credential, peer, now_ms, None)
+            }
+            Err(reject) => Verdict {
+                result: Err(reject),
+                cache: CacheUse::NotUsed,
+            },
+        }
     }
 
     fn authenticate_on_connection<'s>(
         &self,
         snapshot: &'s Snapshot,
-        credential: Result<Credential<'_>, Reject>,
+        credential: &Credential<'_>,
         peer: IpAddr,
         now_ms: u64,
         memo: Option<&mut ConnectionMemo>,
     ) -> Verdict<Identity<'s>> {
         let mut cache = CacheUse::NotUsed;
         let result = match credential {
-            Err(reject) => Err(reject),
-            Ok(Credential::AuthToken(token)) => {
+            Credential::AuthToken(token) => {
                 let digest = match memo {
-                    Some(memo) => memo.token_digest(&token),
-                    None => token_digest(&token),
+                    Some(memo) => memo.token_digest(token),
+                    None => token_digest(token),
                 };
                 authenticate_auth_token(snapshot, &digest, now_ms)
             }
-            Ok(Credential::Bearer(token)) => {
+            Credential::Bearer(token) => {
                 self.authenticate_jwt(snapshot, token, now_ms, &mut cache, memo)
             }
         };
@@ -316,7 +343,7 @@ impl Gate {
             return Err(Reject::InvalidToken);
         }
         // The connection's last token, compared byte for byte: no digest, no shared cache.
-        if let Some(verified) = memo.as_deref().and_then(|m| m.recall(token)) {
+        if let Some(verified) = memo.as_deref_mut().and_then(|m| m.recall(token)) {
             if let Some(identity) = revalidate(snapshot, verified, now_s, now_ms)? {
                 *cache_use = CacheUse::Hit;
                 return Ok(identity);
@@ -520,14 +547,7 @@ fn authorize<'s, 'r>(
         return Err(Reject::CollectionNotGranted);
     }
     let endpoint = endpoint.ok_or(Reject::NotFound)?;
-    if let Some(limiter) = &identity.profile.rate_limiter {
-        limiter
-            .check(request.now_ms, live_nodes)
-            .map_err(Reject::RateLimited)?;
-    }
-    if let Some(quota) = &identity.profile.quota {
-        quota.check(request.now_ms).map_err(Reject::QuotaExceeded)?;
-    }
+    check_counters(identity.profile, request.now_ms, live_nodes)?;
     if !endpoint.active {
         return Err(Reject::NotFound);
     }
@@ -537,4 +557,18 @@ fn authorize<'s, 'r>(
         endpoint,
         rest_path,
     })
+}
+
+/// The profile's rate limit, then its quota, at `now_ms` (Unix ms); `live_nodes` divides a
+/// cluster-scoped rate limit. Errors: `rate_limited`, `quota_exceeded`.
+fn check_counters(profile: &CompiledProfile, now_ms: u64, live_nodes: u32) -> Result<(), Reject> {
+    if let Some(limiter) = &profile.rate_limiter {
+        limiter
+            .check(now_ms, live_nodes)
+            .map_err(Reject::RateLimited)?;
+    }
+    if let Some(quota) = &profile.quota {
+        quota.check(now_ms).map_err(Reject::QuotaExceeded)?;
+    }
+    Ok(())
 }

@@ -6,7 +6,8 @@
 //! - [`rules`]: what a collection path, endpoint method and path, upstream URL and fixed
 //!   response may be; one source of truth for the admin API and the route compiler.
 //! - [`route`]: compiled collections and endpoint matching (`/orders/:id`); [`route_memo`]: a
-//!   connection's last route.
+//!   connection's last route; [`decision_memo`]: its last admission; [`connection_memo`]: all
+//!   of a connection's memos.
 //! - [`catalog`]: the authoritative objects by id, the row changes applied to them, pages.
 //! - [`registry`]: the compiled snapshot the data plane reads (keys parsed once), swapped whole;
 //!   each change compiles only the objects it touched ([`compile`], [`sharded`]).
@@ -28,7 +29,9 @@ pub mod cache;
 pub mod catalog;
 pub mod cidr;
 pub mod compile;
+pub mod connection_memo;
 pub mod credential;
+pub mod decision_memo;
 pub mod gate;
 pub mod hygiene;
 pub mod jwt;

@@ -20,6 +20,8 @@ pub const MAX_PATH_LEN: usize = 1024;
 #[derive(Default)]
 pub struct RouteMemo {
     last: Option<Remembered>,
+    /// Whether the last lookup was answered from the memo.
+    repeated: bool,
 }
 
 struct Remembered {
@@ -58,9 +60,11 @@ impl RouteMemo {
     ) -> Option<Route<'s, 'p>> {
         if let Some(last) = &self.last {
             if last.epoch == snapshot.epoch() && last.method == *method && last.path == path {
+                self.repeated = true;
                 return resolve(snapshot, path, last.position, last.endpoint);
             }
         }
+        self.repeated = false;
         let Some((position, endpoint)) = snapshot.route_position(method, path) else {
             // Not found: nothing to remember (and a scan of unknown paths must not evict).
             return None;
@@ -82,6 +86,25 @@ impl RouteMemo {
             last.endpoint = endpoint;
         }
         resolve(snapshot, path, position, endpoint)
+    }
+}
+
+impl RouteMemo {
+    /// Whether the last [`RouteMemo::route`] was answered from the memo: the request had the
+    /// method and path of the one before it.
+    pub fn repeated(&self) -> bool {
+        self.repeated
+    }
+
+    /// The remembered collection position and endpoint index, when the memo holds a route to
+    /// an endpoint for `method` and `path` under the snapshot of `epoch`.
+    pub fn positions(&self, epoch: u64, method: &Method, path: &str) -> Option<(u32, usize)> {
+        let last = self.last.as_ref()?;
+        if last.epoch == epoch && last.method == *method && last.path == path {
+            Some((last.position, last.endpoint?))
+        } else {
+            None
+        }
     }
 }
 

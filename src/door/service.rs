@@ -325,7 +325,7 @@ impl FrontDoor {
         credential: Result<credential::Credential<'_>, Reject>,
         peer: IpAddr,
         now_ms: u64,
-        memo: &mut ConnectionMemo,
+        memo: &'s mut ConnectionMemo,
         snapshot: &'s crate::core::registry::Snapshot,
     ) -> Verdict<Identity<'s>> {
         let original = match verify::original(flavor, &parts.method, parts.uri.path(), headers) {

@@ -12,6 +12,7 @@ mod cidr;
 mod cli;
 mod cluster;
 mod decision;
+mod decision_memo;
 mod durability;
 mod forward_auth;
 mod forwarding;
