@@ -597,84 +597,12 @@ run_all_rounds() {
 # --- report -----------------------------------------------------------------
 
 report() {
-    python3 - "$WORK/runs.jsonl" "${OUT:-}" "$WORK/preflight-failed.txt" <<PY
-import datetime, json, os, statistics, sys
-runs_file, out, preflight_file = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = [json.loads(line) for line in open(runs_file) if line.strip()]
-preflight_failed = set(open(preflight_file).read().split()) if os.path.exists(preflight_file) else set()
-meta = {
-    "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    "git_commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
-    "cores": $(nproc),
-    "wrk": "wrk -t1 -c$CONNECTIONS -d$DURATION --latency",
-    "rounds": $ROUNDS,
-    "warmup": "$WARMUP",
-    "systems": "$SYSTEMS".split(","),
-    "haproxy": {"version": "${HAPROXY_VERSION:-}", "nbthread": $HAPROXY_THREADS} if "haproxy" in "$SYSTEMS" else None,
-    "token_signer": "${TOKEN_SIGNER:-}",
-    "rs256_unique_tokens": $TOKEN_COUNT,
-    "unknown_tokens": $UNKNOWN_COUNT,
-    "notes": "tokengate rs256-miss runs with --cache-capacity 0; noauth has no tokengate run; "
-             "unknown expects 401 (tokengate) / 403 (haproxy); tls* share tests/data/tls's "
-             "certificate and have no bare run; CPU = server utime+stime / requests; "
-             "steal% = the largest share of the host's CPU time the hypervisor took during a run",
-}
-summary = {}
-for scenario in "$SCENARIOS".split(","):
-    row = {}
-    for system in "$SYSTEMS".split(","):
-        mine = [r for r in runs if r["scenario"] == scenario and r["system"] == system]
-        if f"{system}:{scenario}" in preflight_failed:
-            row[system] = {"preflight_failed": True}
-        elif mine:
-            row[system] = {
-                "rps": round(statistics.median(r["rps"] for r in mine)),
-                "p50_ms": statistics.median(r["p50_us"] for r in mine) / 1000,
-                "p99_ms": statistics.median(r["p99_us"] for r in mine) / 1000,
-                "cpu_us": statistics.median(r["server_cpu_us_per_request"] for r in mine),
-                "runs": len(mine),
-                "runs_with_errors": sum(r["verdict"] != "ok" for r in mine),
-                "max_steal_pct": max(r.get("host_steal_pct", 0) for r in mine),
-            }
-    tg = row.get("tokengate", {})
-    for other in ("bare", "haproxy"):
-        if "rps" in tg and row.get(other, {}).get("rps"):
-            row[f"tokengate/{other}"] = round(tg["rps"] / row[other]["rps"], 3)
-        if "cpu_us" in tg and row.get(other, {}).get("cpu_us"):
-            row[f"cpu tokengate/{other}"] = round(tg["cpu_us"] / row[other]["cpu_us"], 3)
-    summary[scenario] = row
-
-print()
-print(f"tokengate load test  {meta['date']}  commit {meta['git_commit']}  {meta['cores']} cores  {meta['wrk']}  medians of {meta['rounds']} rounds")
-if meta["haproxy"]:
-    print(f"haproxy {meta['haproxy']['version']} nbthread {meta['haproxy']['nbthread']}   token signer: {meta['token_signer']}")
-else:
-    print(f"token signer: {meta['token_signer']}")
-print(f"notes: {meta['notes']}")
-print()
-print(f"{'scenario':<13} {'system':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}  {'runs':>4}  {'steal%':>6}  errors")
-for scenario, row in summary.items():
-    for system in "$SYSTEMS".split(","):
-        cell = row.get(system)
-        if cell is None:
-            print(f"{scenario:<13} {system:<10} {'n/a':>9}")
-            continue
-        if cell.get("preflight_failed"):
-            print(f"{scenario:<13} {system:<10} {'-':>9} {'-':>8} {'-':>8} {'-':>10}  {0:>4}  PREFLIGHT FAILED  !!!")
-            continue
-        flag = f"{cell['runs_with_errors']} runs  !!!" if cell["runs_with_errors"] else "-"
-        print(f"{scenario:<13} {system:<10} {cell['rps']:>9} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f} {cell['cpu_us']:>10.2f}  {cell['runs']:>4}  {cell['max_steal_pct']:>6.1f}  {flag}")
-    ratios = "  ".join(f"{k} = {v:.2f}" for k, v in row.items() if "/" in k)
-    if ratios:
-        print(f"{'':<13} {ratios}")
-    print()
-print("JSON summary:", json.dumps({"meta": meta, "summary": summary}))
-if out:
-    with open(out, "w") as f:
-        json.dump({"meta": meta, "summary": summary, "runs": runs}, f, indent=1)
-        f.write("\n")
-    print(f"full results (every run) written to {out}")
-PY
+    TG_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+        TG_CONNECTIONS=$CONNECTIONS TG_DURATION=$DURATION TG_ROUNDS=$ROUNDS TG_WARMUP=$WARMUP \
+        TG_SYSTEMS=$SYSTEMS TG_SCENARIOS=$SCENARIOS TG_HAPROXY_VERSION=${HAPROXY_VERSION:-} \
+        TG_HAPROXY_THREADS=$HAPROXY_THREADS TG_TOKEN_SIGNER=${TOKEN_SIGNER:-} \
+        TG_TOKEN_COUNT=$TOKEN_COUNT TG_UNKNOWN_COUNT=$UNKNOWN_COUNT \
+        python3 "$LOADTEST_DIR/report.py" "$WORK/runs.jsonl" "${OUT:-}" "$WORK/preflight-failed.txt"
 }
 
 main() {
