@@ -8,8 +8,11 @@ use http::{HeaderMap, HeaderName};
 
 use crate::core::reject::Reject;
 
+/// The `API-Token` header name, lowercase as a parsed [`HeaderName`] holds it.
+const API_TOKEN_NAME: &str = "api-token";
+
 /// The `API-Token` header name.
-pub static API_TOKEN: HeaderName = HeaderName::from_static("api-token");
+pub static API_TOKEN: HeaderName = HeaderName::from_static(API_TOKEN_NAME);
 
 /// Longest credential value looked at (a whole 15 KiB JWT fits); anything longer is refused
 /// before any work.
@@ -35,9 +38,9 @@ pub fn extract(headers: &HeaderMap) -> Result<Credential<'_>, Reject> {
         if name == AUTHORIZATION {
             authorization.get_or_insert(value);
             count += 1;
-        } else if name.as_str().as_bytes() == b"api-token" {
-            // The literal's bytes, not `== API_TOKEN`: a fixed-length compare the compiler
-            // inlines, where two custom names compare through a `memcmp` call.
+        } else if name.as_str() == API_TOKEN_NAME {
+            // The constant, not `== API_TOKEN`: a fixed-length compare the compiler inlines,
+            // where two custom names compare through a `memcmp` call.
             api_token.get_or_insert(value);
             count += 1;
         }
