@@ -35,7 +35,7 @@ use crate::door::forward::{
 };
 use crate::door::idle::{IdleTimeout, Stalled};
 use crate::door::respond::{
-    emptied, error_response, error_response_in, fixed_response_in, ResponseBody,
+    emptied, error_response, error_response_in, fixed_response_in, forget_empty, ResponseBody,
 };
 use crate::door::verify;
 use crate::portal::{self, redact_path};
@@ -441,13 +441,11 @@ impl FrontDoor {
 }
 
 /// Drops a request head whose header map `prepare` took out: the empty map left in its place
-/// is forgotten rather than dropped, which leaks nothing because `HeaderMap::new` does not
-/// allocate (its documented contract) and saves the drop of three empty vectors (51
-/// instructions a request under callgrind); the method, URI and extensions drop as usual.
+/// is forgotten ([`forget_empty`]; about 45 instructions a request less under callgrind), the
+/// method, URI and extensions drop as usual.
 fn discard_head(parts: http::request::Parts) {
     let http::request::Parts { headers, .. } = parts;
-    debug_assert!(headers.capacity() == 0);
-    std::mem::forget(headers);
+    forget_empty(headers);
 }
 
 enum Prepared {
