@@ -73,16 +73,10 @@ pub async fn serve<F, S, B>(
 {
     let mut builder = http1::Builder::new();
     // No hyper timer, so no hyper header-read timeout: run_connection keeps it (head_watch.rs).
-    // Flattened writes: a response's head and body go out in one buffer with one send(2),
-    // instead of a writev(2) of two slices. Most answers here are small (fixed responses and
-    // refusals), where writev's per-call iovec import and VFS path cost more than copying the
-    // body: 4-second alternating runs, wrk -c32, about 0.3-0.4 µs of server CPU a request less
-    // (5.24-5.51 → 4.86-5.22 µs on hs256), and callgrind about 430 instructions less. A
-    // streamed upstream body is copied once into the write buffer (up to `max_buf_size` at a
-    // time) before it is sent; hyper recommends the same for TLS transports.
+    // hyper's vectored writes stay on: SendTimeout sends a small response's slices as one
+    // buffer (coalesce.rs), and a large body goes out uncopied.
     builder
         .keep_alive(true)
-        .writev(false)
         .max_buf_size(limits.max_head_bytes.max(8192))
         .max_header_size(limits.max_head_bytes);
     let builder = Arc::new(builder);

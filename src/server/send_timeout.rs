@@ -15,7 +15,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A stream whose writes fail with `TimedOut` after `timeout` without progress.
+use crate::server::coalesce::{coalesce, Scratch};
+
+/// A stream whose writes fail with `TimedOut` after `timeout` without progress. A small
+/// vectored write goes to the stream as one buffer ([`coalesce`]).
 pub struct SendTimeout<S> {
     inner: S,
     timeout: Duration,
@@ -80,6 +83,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // A small response's head and body: one send(2), not a writev(2) (coalesce.rs).
+        let mut scratch = Scratch::new();
+        if let Some(joined) = coalesce(bufs, &mut scratch) {
+            return self.poll_write(cx, joined);
+        }
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(result) => {
@@ -113,6 +121,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::coalesce::MAX_COALESCED;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test(start_paused = true)]
@@ -125,6 +134,60 @@ mod tests {
         let err = stream.write_all(&[0u8; 16]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    /// Records how it is written to: `(vectored, bytes)` for each call.
+    #[derive(Default)]
+    struct Recorder(Vec<(bool, Vec<u8>)>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().0.push((false, buf.to_vec()));
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let written = bytes.len();
+            self.get_mut().0.push((true, bytes));
+            Poll::Ready(Ok(written))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_vectored_write_is_one_plain_write_a_large_one_stays_vectored() {
+        let mut stream = SendTimeout::new(Recorder::default(), Duration::from_secs(1));
+        let small = [io::IoSlice::new(b"head\r\n\r\n"), io::IoSlice::new(b"body")];
+        assert_eq!(stream.write_vectored(&small).await.unwrap(), 12);
+        let body = vec![b'x'; MAX_COALESCED];
+        let large = [io::IoSlice::new(b"head\r\n\r\n"), io::IoSlice::new(&body)];
+        let written = stream.write_vectored(&large).await.unwrap();
+        assert_eq!(written, 8 + MAX_COALESCED);
+        let calls = &stream.inner.0;
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0], (false, b"head\r\n\r\nbody".to_vec()));
+        assert!(calls[1].0, "a large write keeps writev");
+        assert_eq!(calls[1].1.len(), 8 + MAX_COALESCED);
     }
 
     #[tokio::test(start_paused = true)]
