@@ -5,6 +5,9 @@
 //! hold its connection, and the upstream stream feeding it, for ever. [`SendTimeout`] wraps the
 //! socket and fails a write that has made no progress for the given time, like nginx's
 //! `send_timeout`: the time between two successful writes, not for the whole response.
+//!
+//! Being the one wrapper every accepted socket has, it is also where a small vectored write is
+//! joined into one buffer before it is sent ([`crate::server::coalesce`]).
 
 use std::future::Future;
 use std::io;
